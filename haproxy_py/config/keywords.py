@@ -1,0 +1,1557 @@
+"""Section keyword tables: keyword -> handler, with the help text the operator documentation is made of.
+
+Adding a directive is one decorated function. Each entry also says how haproxy-py treats a real
+HAProxy keyword: `supported`, `no-effect` (accepted; it changes nothing an operator can observe
+here, e.g. a performance tuning), `ignored` (accepted with a warning: HAProxy would act on it,
+haproxy-py does not), `unsupported` (an alert: running without it would be wrong), or `removed`
+(gone from HAProxy too, with HAProxy's own message).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import attrs
+
+from haproxy_py.config import grammar
+from haproxy_py.config.conditions import AnonymousAcls, parse_acl, parse_condition, split_condition
+from haproxy_py.config.errors import Diagnostic, Location, StatementError
+from haproxy_py.config.lexer import expand_address_vars
+from haproxy_py.config.model import (
+    CheckRule,
+    ForwardFor,
+    HttpCheck,
+    LogTarget,
+    Rule,
+    Server,
+    StatsSocket,
+    Timeouts,
+    UseBackend,
+    Bind,
+)
+from haproxy_py.core.lb.base import BalanceParams
+
+# ----------------------------------------------------------------------------------------------
+# parse-time state
+
+
+@attrs.define
+class Statement:
+    """One config line being parsed: the keyword, its arguments and where it is."""
+
+    keyword: str
+    args: list[str]
+    where: Location
+    env: Mapping[str, str]
+    diagnostics: list[Diagnostic]
+    prefix: str | None = None  # "no" | "default"
+    resolve: bool = True
+
+    def warn(self, message: str, server: str | None = None) -> None:
+        self.diagnostics.append(Diagnostic("WARNING", message, self.where, server))
+
+    def arg(self, i: int) -> str | None:
+        return self.args[i] if i < len(self.args) else None
+
+
+@attrs.define
+class ProxyDraft:
+    """A proxy while its section is being read. `values` are `Proxy` field values."""
+
+    kind: str  # frontend | backend | listen | defaults
+    name: str
+    where: Location
+    values: dict[str, Any] = attrs.field(factory=dict)
+    default_server: dict[str, Any] = attrs.field(factory=dict)
+    anon: AnonymousAcls = attrs.field(factory=AnonymousAcls)
+    server_names: dict[str, Location] = attrs.field(factory=dict)
+
+    @property
+    def label(self) -> str:
+        return f"{self.kind} '{self.name}'"
+
+    def inherit(self, kind: str, name: str, where: Location) -> ProxyDraft:
+        """A new proxy section starting as a copy of this defaults section."""
+        values = {k: v for k, v in self.values.items() if k not in ("name", "kind", "where")}
+        return ProxyDraft(kind=kind, name=name, where=where, values=values, default_server=dict(self.default_server))
+
+    def append(self, field: str, *items: Any) -> None:
+        self.values[field] = tuple(self.values.get(field, ())) + items
+
+    def timeouts(self) -> Timeouts:
+        return self.values.get("timeouts", Timeouts())
+
+    def balance(self) -> BalanceParams:
+        return self.values.get("balance", BalanceParams())
+
+
+ProxyHandler = Callable[[Statement, ProxyDraft], None]
+GlobalHandler = Callable[[Statement, dict[str, Any]], None]
+
+
+@attrs.frozen
+class Keyword:
+    """One keyword of a section. `caps` (proxies only) lists where it may appear: d f l b."""
+
+    name: str
+    syntax: str
+    summary: str
+    status: str = "supported"  # supported | no-effect | ignored | unsupported | removed
+    caps: str = "dflb"
+    handler: Callable[..., None] | None = None
+    differs: str = ""
+    wrong_cap_alert: bool = False  # outside `caps`: an alert rather than HAProxy's "ignored" warning
+    named_defaults_only: bool = False
+
+
+GLOBAL: dict[str, Keyword] = {}
+PROXY: dict[str, Keyword] = {}
+OPTIONS: dict[str, Keyword] = {}
+SERVER_PARAMS: dict[str, Keyword] = {}
+BIND_PARAMS: dict[str, Keyword] = {}
+OTHER_SECTIONS = (
+    "userlist", "peers", "resolvers", "mailers", "program", "http-errors", "ring", "log-forward",
+    "cache", "fcgi-app", "crt-store", "traces", "acme", "dynamic-update",
+)
+
+
+def _register(table: dict[str, Keyword], name: str, syntax: str, summary: str, **kw: Any) -> Callable[[Any], Any]:
+    def deco(fn: Callable[..., None]) -> Callable[..., None]:
+        table[name] = Keyword(name=name, syntax=syntax, summary=summary, handler=fn, **kw)
+        return fn
+
+    return deco
+
+
+def _many(table: dict[str, Keyword], names: str, status: str, summary: str, caps: str = "dflb", nargs: int | None = None) -> None:
+    """Register several keywords that share a treatment (no-effect, ignored, unsupported)."""
+    for name in names.split():
+        table[name] = Keyword(name=name, syntax=f"{name} ...", summary=summary, status=status, caps=caps)
+
+
+def gkw(name: str, syntax: str, summary: str, **kw: Any) -> Callable[[GlobalHandler], GlobalHandler]:
+    return _register(GLOBAL, name, syntax, summary, **kw)
+
+
+def pkw(name: str, caps: str, syntax: str, summary: str, **kw: Any) -> Callable[[ProxyHandler], ProxyHandler]:
+    return _register(PROXY, name, syntax, summary, caps=caps, **kw)
+
+
+def _need(st: Statement, n: int, usage: str) -> None:
+    if len(st.args) < n:
+        raise StatementError(f"'{st.keyword}' expects {usage}.")
+
+
+def _no_extra(st: Statement, n: int) -> None:
+    if len(st.args) > n:
+        raise StatementError(f"'{st.keyword}' cannot handle unexpected argument '{st.args[n]}'.")
+
+
+# ----------------------------------------------------------------------------------------------
+# global
+
+
+def _g_flag(field: str) -> GlobalHandler:
+    def handler(st: Statement, g: dict[str, Any]) -> None:
+        _no_extra(st, 0)
+        g[field] = True
+
+    return handler
+
+
+gkw("daemon", "daemon", "Fork into the background at start-up (like -D); -db/-d override it.")(_g_flag("daemon"))
+gkw("master-worker", "master-worker", "Accepted as in HAProxy; haproxy-py runs as a standalone process.",
+    differs="No master process: reloads use -sf/-st.")(_g_flag("master_worker"))
+gkw("quiet", "quiet", "Do not print start-up messages (like -q).")(_g_flag("quiet"))
+gkw("zero-warning", "zero-warning", "Treat every warning as fatal at start-up and with -c.")(_g_flag("zero_warning"))
+
+
+def _g_int(field: str, lo: int = 0, hi: int | None = None) -> GlobalHandler:
+    def handler(st: Statement, g: dict[str, Any]) -> None:
+        _no_extra(st, 1)
+        g[field] = grammar.parse_int(st.arg(0), st.keyword, lo, hi)
+
+    return handler
+
+
+def _g_time(field: str) -> GlobalHandler:
+    def handler(st: Statement, g: dict[str, Any]) -> None:
+        _need(st, 1, "a time argument")
+        _no_extra(st, 1)
+        g[field] = grammar.parse_time(st.args[0], st.keyword)
+
+    return handler
+
+
+def _g_str(field: str) -> GlobalHandler:
+    def handler(st: Statement, g: dict[str, Any]) -> None:
+        _need(st, 1, "an argument")
+        g[field] = " ".join(st.args) if field in ("description",) else st.args[0]
+
+    return handler
+
+
+gkw("maxconn", "maxconn <n>", "Process-wide limit of concurrent connections; excess waits in the kernel backlog.")(_g_int("maxconn", 0))
+gkw("nbthread", "nbthread <n>", "Number of worker processes (haproxy-py uses processes where HAProxy uses threads).",
+    differs="Workers are processes; default 1.")(_g_int("nbthread", 1, 4096))
+gkw("ulimit-n", "ulimit-n <n>", "File descriptor limit to set at start-up; derived from maxconn when unset.")(_g_int("ulimit_n", 0))
+gkw("uid", "uid <n>", "Numeric user id to switch to after binding.")(_g_int("uid", 0))
+gkw("gid", "gid <n>", "Numeric group id to switch to after binding.")(_g_int("gid", 0))
+gkw("spread-checks", "spread-checks <0..50>", "Random jitter, in percent, added to every check interval.")(_g_int("spread_checks", 0, 50))
+gkw("pidfile", "pidfile <path>", "Write the daemon's pid to this file (daemon mode only, like -p).")(_g_str("pidfile"))
+gkw("user", "user <name>", "User to switch to after binding.")(_g_str("user"))
+gkw("group", "group <name>", "Group to switch to after binding.")(_g_str("group"))
+gkw("chroot", "chroot <dir>", "chroot into this directory after binding.")(_g_str("chroot"))
+gkw("node", "node <name>", "Node name shown on the stats page.")(_g_str("node"))
+gkw("description", "description <text>", "Description shown on the stats page.")(_g_str("description"))
+gkw("server-state-file", "server-state-file <file>", "File for server states (load-server-state-from-file).",
+    status="ignored")(_g_str("server_state_file"))
+gkw("hard-stop-after", "hard-stop-after <time>", "Maximum duration of a soft stop; then remaining sessions are closed.")(_g_time("hard_stop_after"))
+gkw("grace", "grace <time>", "Delay between a soft-stop signal and unbinding.")(_g_time("grace"))
+gkw("close-spread-time", "close-spread-time <time>", "Window over which idle connections are closed during a soft stop.")(_g_time("close_spread_time"))
+gkw("max-spread-checks", "max-spread-checks <time>", "Upper bound of the start-up spreading of first checks.")(_g_time("max_spread_checks"))
+
+
+@gkw("nbproc", "nbproc <n>", "Removed in HAProxy 2.5.", status="removed")
+def _g_nbproc(st: Statement, g: dict[str, Any]) -> None:
+    raise StatementError(
+        "nbproc is not supported any more since HAProxy 2.5. Threads will automatically be used on "
+        "multi-processor machines if available."
+    )
+
+
+def _g_tune_size(field: str) -> GlobalHandler:
+    def handler(st: Statement, g: dict[str, Any]) -> None:
+        _need(st, 1, "an integer argument")
+        g[field] = grammar.parse_int(st.args[0], st.keyword, 1)
+
+    return handler
+
+
+gkw("tune.bufsize", "tune.bufsize <bytes>", "Buffer size; bounds the size of HTTP request/response heads.")(_g_tune_size("bufsize"))
+gkw("tune.maxrewrite", "tune.maxrewrite <bytes>", "Part of the buffer reserved for header rewriting.")(_g_tune_size("maxrewrite"))
+gkw("tune.http.maxhdr", "tune.http.maxhdr <n>", "Maximum number of headers in a request or response (default 101).")(_g_tune_size("max_http_headers"))
+
+
+_LOG_FACILITIES = (
+    "kern user mail daemon auth syslog lpr news uucp cron auth2 ftp ntp audit alert cron2 local0 local1 local2 "
+    "local3 local4 local5 local6 local7"
+).split()
+_LOG_LEVELS = "emerg alert crit err warning notice info debug".split()
+
+
+def parse_log(st: Statement) -> LogTarget | None:
+    """`log <target> [len n] [format f] [sample r:s] <facility> [max [min]]` or `log global`."""
+    args = list(st.args)
+    if args == ["global"]:
+        return LogTarget(target="global")
+    if not args:
+        raise StatementError("'log' expects either <address[:port]> and <facility> or 'global' as arguments.")
+    target = expand_address_vars(args.pop(0), st.env)
+    length, fmt = 1024, "rfc3164"
+    while args and args[0] in ("len", "format", "sample", "profile"):
+        key = args.pop(0)
+        if not args:
+            raise StatementError(f"'log' : missing value after '{key}'.")
+        value = args.pop(0)
+        if key == "len":
+            length = grammar.parse_int(value, "log len", 80, 65535)
+        elif key == "format":
+            if value not in ("rfc3164", "rfc5424", "short", "raw", "timed", "iso", "local", "priority"):
+                raise StatementError(f"unknown log format '{value}'")
+            fmt = value
+    if not args:
+        raise StatementError("'log' expects <facility> as argument.")
+    facility = args.pop(0)
+    if facility not in _LOG_FACILITIES:
+        raise StatementError(f"unknown log facility '{facility}'")
+    level = args.pop(0) if args else None
+    min_level = args.pop(0) if args else None
+    for lv in (level, min_level):
+        if lv is not None and lv not in _LOG_LEVELS:
+            raise StatementError(f"unknown optional log level '{lv}'")
+    if args:
+        raise StatementError(f"'log' cannot handle unexpected argument '{args[0]}'.")
+    if not (target in ("stdout", "stderr") or target.startswith("/") or target.startswith("ring@")
+            or target.startswith("unix@") or target.startswith("fd@")):
+        host, _, port = target.rpartition(":") if ":" in target else (target, "", "514")
+        if port and not port.isdigit():
+            raise StatementError(f"'log' : invalid port '{port}' in '{target}'")
+    return LogTarget(target=target, facility=facility, level=level, min_level=min_level, length=length, format=fmt)
+
+
+@gkw("log", "log <target> [len <n>] [format <f>] <facility> [<level> [<minlevel>]]",
+     "Send logs to stdout/stderr, a UDP syslog server, or a unix socket such as /dev/log.")
+def _g_log(st: Statement, g: dict[str, Any]) -> None:
+    if st.prefix == "no":
+        g["logs"] = ()
+        return
+    target = parse_log(st)
+    if target is not None and target.target == "global":
+        raise StatementError("'log global' only makes sense in 'defaults', 'frontend', 'backend' and 'listen' sections.")
+    g["logs"] = tuple(g.get("logs", ())) + (target,)
+
+
+@gkw("stats", "stats socket <path|addr:port|fd@N> [mode <m>] [level user|operator|admin] [expose-fd listeners] "
+     "| stats timeout <t> | stats maxconn <n>", "The runtime API socket and its limits.")
+def _g_stats(st: Statement, g: dict[str, Any]) -> None:
+    _need(st, 1, "'socket', 'maxconn', 'timeout', 'bind-process'")
+    sub = st.args[0]
+    if sub == "socket":
+        if len(st.args) < 2:
+            raise StatementError("'stats socket' requires a path or an address.")
+        addr = expand_address_vars(st.args[1], st.env)
+        params = st.args[2:]
+        mode: int | None = None
+        level = "operator"
+        expose = False
+        i = 0
+        while i < len(params):
+            p = params[i]
+            val = params[i + 1] if i + 1 < len(params) else None
+            if p == "mode":
+                if val is None or any(c not in "01234567" for c in val):
+                    raise StatementError("'mode' : missing or invalid mode (octal integer expected)")
+                mode = int(val, 8)
+                i += 2
+            elif p == "level":
+                if val not in ("user", "operator", "admin"):
+                    raise StatementError("'level' only supports 'user', 'operator', and 'admin'")
+                level = val
+                i += 2
+            elif p == "expose-fd":
+                if val != "listeners":
+                    raise StatementError("'expose-fd' only supports 'listeners'")
+                expose = True
+                i += 2
+            elif p in ("user", "group", "uid", "gid", "name", "severity-output", "process", "thread", "maxconn",
+                       "backlog", "id", "nice"):
+                if val is None:
+                    raise StatementError(f"'{p}' : missing value")
+                i += 2
+            elif p in ("accept-netscaler-cip",):
+                i += 2
+            elif p in ("v4v6", "v6only", "defer-accept", "transparent", "tfo"):
+                i += 1
+            else:
+                raise StatementError(f"'stats socket' : unknown keyword '{p}'.")
+        g["stats_sockets"] = tuple(g.get("stats_sockets", ())) + (
+            StatsSocket(address=addr, where=st.where, mode=mode, level=level, expose_fd_listeners=expose),
+        )
+    elif sub == "timeout":
+        _need(st, 2, "a time argument")
+        g["stats_timeout"] = grammar.parse_time(st.args[1], "stats timeout")
+    elif sub == "maxconn":
+        g["stats_maxconn"] = grammar.parse_int(st.arg(1), "stats maxconn", 1)
+    elif sub == "bind-process":
+        pass
+    else:
+        raise StatementError("'stats' only supports 'socket', 'maxconn', 'bind-process' and 'timeout' in 'global' section.")
+
+
+@gkw("setenv", "setenv <name> <value>", "Set an environment variable for the rest of the configuration.")
+def _g_setenv(st: Statement, g: dict[str, Any]) -> None:
+    _need(st, 2, "a name and a value")
+    g.setdefault("_env_ops", []).append(("set", st.args[0], st.args[1]))
+
+
+@gkw("presetenv", "presetenv <name> <value>", "Set an environment variable unless it is already set.")
+def _g_presetenv(st: Statement, g: dict[str, Any]) -> None:
+    _need(st, 2, "a name and a value")
+    g.setdefault("_env_ops", []).append(("preset", st.args[0], st.args[1]))
+
+
+@gkw("unsetenv", "unsetenv <name>...", "Remove environment variables.")
+def _g_unsetenv(st: Statement, g: dict[str, Any]) -> None:
+    _need(st, 1, "at least one variable name")
+    for name in st.args:
+        g.setdefault("_env_ops", []).append(("unset", name, ""))
+
+
+@gkw("resetenv", "resetenv [<name>...]", "Remove every environment variable except those named.")
+def _g_resetenv(st: Statement, g: dict[str, Any]) -> None:
+    g.setdefault("_env_ops", []).append(("reset", " ".join(st.args), ""))
+
+
+_many(GLOBAL, "noreuseport", "supported", "Do not set SO_REUSEPORT on listeners (like -dR).")
+GLOBAL["noreuseport"] = attrs.evolve(GLOBAL["noreuseport"], handler=_g_flag("noreuseport"), syntax="noreuseport")
+_many(
+    GLOBAL,
+    "ca-base crt-base cpu-map busy-polling maxpipes nosplice noepoll nopoll noevports nokqueue nogetaddrinfo "
+    "set-dumpable strict-limits insecure-fork-wanted insecure-setuid-wanted expose-experimental-directives "
+    "numa-cpu-mapping profiling.tasks profiling.memory mworker-max-reloads localpeer unix-bind "
+    "log-send-hostname log-tag ssl-default-bind-ciphers ssl-default-bind-ciphersuites ssl-default-bind-curves "
+    "ssl-default-bind-options ssl-default-bind-sigalgs ssl-default-bind-client-sigalgs ssl-default-server-ciphers "
+    "ssl-default-server-ciphersuites ssl-default-server-options ssl-default-server-sigalgs "
+    "ssl-default-server-client-sigalgs ssl-dh-param-file ssl-server-verify ssl-skip-self-issued-ca "
+    "ssl-engine ssl-mode-async ssl-load-extra-files ssl-load-extra-del-ext issuers-chain-path "
+    "maxconnrate maxsessrate maxsslconn maxsslrate maxcomprate maxcompcpuusage maxzlibmem "
+    "pp2-never-send-local fd-hard-limit cluster-secret thread-groups thread-group debug "
+    "h2-workaround-bogus-websocket-clients server-state-base lua-prepend-path external-check "
+    "httpclient.resolvers.id httpclient.resolvers.prefer httpclient.ssl.ca-file httpclient.ssl.verify "
+    "httpclient.retries httpclient.timeout.connect set-var set-var-fmt presetenv-log stats-file "
+    "anonkey tune.ssl.default-dh-param",
+    "no-effect",
+    "Accepted for compatibility; it tunes something haproxy-py does differently or does not have (TLS, "
+    "threads, pollers), so it changes nothing observable.",
+)
+_many(GLOBAL, "h1-case-adjust h1-case-adjust-file", "ignored", "Header case adjustment is not implemented; header names are sent lower-case.")
+_many(GLOBAL, "lua-load lua-load-per-thread 51degrees-data-file 51degrees-property-name-list "
+      "deviceatlas-json-file wurfl-data-file ssl-provider ssl-provider-path ssl-propquery",
+      "unsupported", "Lua, device detection and OpenSSL providers are not available in haproxy-py.")
+
+# tune.* other than the three above: accepted, no effect
+TUNE_PREFIX_SUMMARY = "Other tune.* settings are accepted and have no effect."
+
+
+# ----------------------------------------------------------------------------------------------
+# proxies: simple settings
+
+
+@pkw("mode", "dflb", "mode tcp|http", "Layer 4 (tcp, default) or layer 7 (http) proxying.")
+def _p_mode(st: Statement, px: ProxyDraft) -> None:
+    _need(st, 1, "an argument")
+    if st.args[0] not in ("tcp", "http", "health", "log"):
+        raise StatementError(f"unknown proxy mode '{st.args[0]}'.")
+    if st.args[0] in ("health", "log"):
+        raise StatementError(f"proxy mode '{st.args[0]}' is not supported by haproxy-py.")
+    px.values["mode"] = st.args[0]
+
+
+def _p_int(field: str, lo: int = 0, hi: int | None = None) -> ProxyHandler:
+    def handler(st: Statement, px: ProxyDraft) -> None:
+        _no_extra(st, 1)
+        px.values[field] = grammar.parse_int(st.arg(0), st.keyword, lo, hi)
+
+    return handler
+
+
+pkw("maxconn", "dfl", "maxconn <n>", "Concurrent connections this frontend accepts; excess waits in the kernel backlog.")(_p_int("maxconn"))
+pkw("fullconn", "dlb", "fullconn <n>", "The backend's notion of full load, for dynamic minconn.")(_p_int("fullconn"))
+pkw("backlog", "dfl", "backlog <n>", "Listen backlog of the frontend's sockets (default: maxconn).")(_p_int("backlog"))
+pkw("retries", "dlb", "retries <n>", "Connection retries after a failed connect (default 3).")(_p_int("retries", 0))
+
+
+@pkw("id", "flb", "id <n>", "Numeric proxy id shown in stats (default: declaration order).")
+def _p_id(st: Statement, px: ProxyDraft) -> None:
+    px.values["id"] = grammar.parse_int(st.arg(0), "id", 1)
+
+
+@pkw("description", "dflb", "description <text>", "Free text shown on the stats page.")
+def _p_description(st: Statement, px: ProxyDraft) -> None:
+    px.values["description"] = " ".join(st.args)
+
+
+@pkw("disabled", "dflb", "disabled", "The proxy is not started.")
+def _p_disabled(st: Statement, px: ProxyDraft) -> None:
+    px.values["disabled"] = True
+
+
+@pkw("enabled", "dflb", "enabled", "Undo an inherited 'disabled'.")
+def _p_enabled(st: Statement, px: ProxyDraft) -> None:
+    px.values["disabled"] = False
+
+
+_TIMEOUTS = {
+    "client": ("client", "dfl"), "server": ("server", "dlb"), "connect": ("connect", "dlb"),
+    "check": ("check", "dlb"), "queue": ("queue", "dlb"), "http-keep-alive": ("http_keep_alive", "dflb"),
+    "http-request": ("http_request", "dflb"), "tunnel": ("tunnel", "dlb"), "tarpit": ("tarpit", "dflb"),
+    "client-fin": ("client_fin", "dfl"), "server-fin": ("server_fin", "dlb"),
+}
+
+
+@pkw("timeout", "dflb", "timeout client|server|connect|check|queue|http-request|http-keep-alive|tunnel|"
+     "client-fin|server-fin|tarpit <time>", "Timeouts; a bare number is milliseconds.")
+def _p_timeout(st: Statement, px: ProxyDraft) -> None:
+    name = st.arg(0)
+    if name not in _TIMEOUTS:
+        raise StatementError(
+            "'timeout' supports 'client', 'server', 'connect', 'check', 'queue', 'http-keep-alive', "
+            f"'http-request', 'tunnel', 'tarpit', 'client-fin' and 'server-fin' (got '{name or ''}')"
+        )
+    field, caps = _TIMEOUTS[name]
+    if len(st.args) < 2:
+        raise StatementError(f"'timeout {name}' expects an integer value (in milliseconds)")
+    _no_extra(st, 2)
+    value = grammar.parse_time(st.args[1], f"timeout {name}")
+    if not _cap_ok(px.kind, caps):
+        st.warn(f"'timeout {name}' ignored because {px.label} has no {_cap_name(caps)} capability.")
+        return
+    px.values["timeouts"] = attrs.evolve(px.timeouts(), **{field: value})
+
+
+_REMOVED_TIMEOUTS = {"srvtimeout": "timeout server", "clitimeout": "timeout client", "contimeout": "timeout connect"}
+
+
+def _removed_timeout(st: Statement, px: ProxyDraft) -> None:
+    raise StatementError(
+        f"the '{st.keyword}' directive is not supported anymore since HAProxy 2.1. Use '{_REMOVED_TIMEOUTS[st.keyword]}'."
+    )
+
+
+for _old, _new in _REMOVED_TIMEOUTS.items():
+    PROXY[_old] = Keyword(_old, f"{_old} <time>", f"Removed in HAProxy 2.1: use '{_new}'.", status="removed",
+                          handler=_removed_timeout)
+
+_REMOVED_REQ = {
+    "reqadd": "http-request add-header", "reqrep": "http-request replace-header",
+    "reqirep": "http-request replace-header", "reqdel": "http-request del-header",
+    "reqidel": "http-request del-header", "reqdeny": "http-request deny", "reqideny": "http-request deny",
+    "reqpass": "http-request allow", "reqipass": "http-request allow", "reqallow": "http-request allow",
+    "reqiallow": "http-request allow", "reqtarpit": "http-request tarpit", "reqitarpit": "http-request tarpit",
+    "reqsetbe": "use_backend", "reqisetbe": "use_backend", "rspadd": "http-response add-header",
+    "rsprep": "http-response replace-header", "rspirep": "http-response replace-header",
+    "rspdel": "http-response del-header", "rspidel": "http-response del-header",
+    "rspdeny": "http-response deny", "rspideny": "http-response deny",
+}
+
+
+def _removed_req(st: Statement, px: ProxyDraft) -> None:
+    raise StatementError(
+        f"The '{st.keyword}' directive is not supported anymore since HAProxy 2.1. Use '{_REMOVED_REQ[st.keyword]}' instead."
+    )
+
+
+for _old, _new in _REMOVED_REQ.items():
+    PROXY[_old] = Keyword(_old, f"{_old} ...", f"Removed in HAProxy 2.1: use '{_new}'.", status="removed",
+                          handler=_removed_req)
+
+
+@pkw("block", "flb", "block ...", "Removed in HAProxy 2.1: use 'http-request deny'.", status="removed")
+def _p_block(st: Statement, px: ProxyDraft) -> None:
+    raise StatementError(
+        "The 'block' directive is not supported anymore since HAProxy 2.1. Use 'http-request deny' which uses the exact same syntax."
+    )
+
+
+@pkw("redisp", "dlb", "redisp", "Removed: use 'option redispatch'.", status="removed")
+def _p_redisp(st: Statement, px: ProxyDraft) -> None:
+    raise StatementError("keyword 'redisp' is not supported anymore since HAProxy 2.1. Use 'option redispatch'.")
+
+
+@pkw("redispatch", "dlb", "redispatch", "Removed: use 'option redispatch'.", status="removed")
+def _p_redispatch(st: Statement, px: ProxyDraft) -> None:
+    raise StatementError("keyword 'redispatch' is not supported anymore since HAProxy 2.1. Use 'option redispatch'.")
+
+
+# ----------------------------------------------------------------------------------------------
+# capabilities
+
+
+def _cap_ok(kind: str, caps: str) -> bool:
+    return {"defaults": "d", "frontend": "f", "listen": "l", "backend": "b"}[kind] in caps
+
+
+def _cap_name(caps: str) -> str:
+    return "backend" if "b" in caps else "frontend"
+
+
+# ----------------------------------------------------------------------------------------------
+# balance / hash-type
+
+_BALANCE_ERR = (
+    "balance only supports 'roundrobin', 'static-rr', 'leastconn', 'source', 'uri', 'url_param', "
+    "'hdr(name)' and 'rdp-cookie(name)' options."
+)
+
+
+@pkw("balance", "dlb", "balance roundrobin|static-rr|leastconn|first|source|uri [len n] [depth n] [whole] "
+     "[path-only]|url_param <p> [check_post]|hdr(<name>) [use_domain_only]|random[(<draws>)]|rdp-cookie[(<name>)]|hash <expr>",
+     "Load-balancing algorithm (default roundrobin).")
+def _p_balance(st: Statement, px: ProxyDraft) -> None:
+    _need(st, 1, "an argument")
+    algo = st.args[0]
+    rest = st.args[1:]
+    params: dict[str, Any] = {}
+    if algo in ("roundrobin", "static-rr", "leastconn", "first", "source"):
+        name = algo
+    elif algo == "uri":
+        name = "uri"
+        i = 0
+        while i < len(rest):
+            w = rest[i]
+            if w in ("len", "depth"):
+                v = rest[i + 1] if i + 1 < len(rest) else ""
+                if not v.isdigit() or int(v) <= 0:
+                    raise StatementError(f"balance uri : '{w}' expects a positive integer (got '{v}').")
+                params["uri_len" if w == "len" else "uri_depth"] = int(v)
+                i += 2
+            elif w == "whole":
+                params["uri_whole"] = True
+                i += 1
+            elif w == "path-only":
+                params["uri_path_only"] = True
+                i += 1
+            else:
+                raise StatementError("'balance uri' only accepts parameters 'len', 'depth', 'path-only' and 'whole'.")
+        rest = []
+    elif algo == "url_param":
+        name = "url_param"
+        if not rest:
+            raise StatementError("'balance url_param' requires an URL parameter name.")
+        params["param"] = rest[0]
+        for w in rest[1:]:
+            if w == "check_post":
+                params["check_post"] = True
+            elif w.isdigit():
+                pass  # obsolete max_wait argument
+            else:
+                raise StatementError(f"'balance url_param' only accepts check_post modifier (got '{w}').")
+        rest = []
+    elif algo.startswith("hdr(") and algo.endswith(")") and len(algo) > 5:
+        name = "hdr"
+        params["param"] = algo[4:-1]
+        for w in rest:
+            if w == "use_domain_only":
+                params["use_domain_only"] = True
+            else:
+                raise StatementError(f"'balance hdr(name)' only accepts 'use_domain_only' modifier (got '{w}').")
+        rest = []
+    elif algo == "random" or (algo.startswith("random(") and algo.endswith(")")):
+        name = "random"
+        if algo != "random":
+            inner = algo[7:-1]
+            if not inner.isdigit() or int(inner) < 1:
+                raise StatementError("'balance random' : 'draws' must be a positive integer.")
+            params["draws"] = int(inner)
+    elif algo == "rdp-cookie" or (algo.startswith("rdp-cookie(") and algo.endswith(")")):
+        name = "rdp-cookie"
+        params["param"] = algo[11:-1] if algo != "rdp-cookie" else "mstshash"
+    elif algo == "hash":
+        raise StatementError("'balance hash <expr>' is a HAProxy algorithm that haproxy-py does not implement.")
+    else:
+        raise StatementError(_BALANCE_ERR)
+    if rest:
+        raise StatementError(f"'balance {algo}' does not expect any argument (got '{rest[0]}').")
+    base = px.balance()
+    px.values["balance"] = attrs.evolve(
+        BalanceParams(hash_method=base.hash_method, hash_function=base.hash_function, avalanche=base.avalanche,
+                      allbackups=base.allbackups),
+        algorithm=name, **params,
+    )
+
+
+@pkw("hash-type", "dlb", "hash-type map-based|consistent [sdbm|djb2|wt6|crc32|none] [avalanche]",
+     "Hashing method of hash-based algorithms; consistent with no function means sdbm + avalanche.")
+def _p_hash_type(st: Statement, px: ProxyDraft) -> None:
+    method = st.arg(0)
+    if method not in ("map-based", "consistent"):
+        raise StatementError("'hash-type' only supports 'consistent' and 'map-based'.")
+    function = "sdbm"
+    avalanche = False
+    explicit = False
+    for w in st.args[1:]:
+        if w in ("sdbm", "djb2", "wt6", "crc32", "none"):
+            function = w
+            explicit = True
+        elif w == "avalanche":
+            avalanche = True
+        else:
+            raise StatementError(f"'hash-type' : unknown hash function or modifier '{w}'.")
+    if method == "consistent" and not explicit:
+        avalanche = True
+    px.values["balance"] = attrs.evolve(px.balance(), hash_method=method, hash_function=function, avalanche=avalanche)
+
+
+# ----------------------------------------------------------------------------------------------
+# backend selection
+
+
+@pkw("default_backend", "dfl", "default_backend <backend>", "Backend used when no use_backend rule matches.")
+def _p_default_backend(st: Statement, px: ProxyDraft) -> None:
+    _need(st, 1, "a backend name")
+    _no_extra(st, 1)
+    px.values["default_backend"] = st.args[0]
+    px.values["default_backend_where"] = st.where
+
+
+@pkw("use_backend", "fl", "use_backend <backend|%[expr]> [if|unless <cond>]",
+     "Switch to a backend when the condition matches; first match wins.", wrong_cap_alert=False)
+def _p_use_backend(st: Statement, px: ProxyDraft) -> None:
+    args, cond_words = split_condition(st.args)
+    if len(args) != 1:
+        raise StatementError("'use_backend' expects a backend name." if not args else
+                             f"'use_backend' cannot handle unexpected argument '{args[1]}'.")
+    cond = parse_condition(cond_words, st.where, px.anon) if cond_words else None
+    px.append("use_backends", UseBackend(name=args[0], where=st.where, cond=cond))
+
+
+# ----------------------------------------------------------------------------------------------
+# binds and servers
+
+
+@pkw("bind", "fl", "bind <addr>[:<port>[-<port2>]][,...] [params]", "A listening address (several lines allowed).",
+     wrong_cap_alert=False)
+def _p_bind(st: Statement, px: ProxyDraft) -> None:
+    if not st.args:
+        raise StatementError(f"'bind' : missing address, for {px.label}.")
+    addresses = grammar.parse_bind_address(expand_address_vars(st.args[0], st.env))
+    values: dict[str, Any] = {}
+    params = st.args[1:]
+    i = 0
+    while i < len(params):
+        name = params[i]
+        kw = BIND_PARAMS.get(name)
+        if kw is None:
+            raise StatementError(_unknown_param_message("bind", name, BIND_PARAMS, px.name))
+        nargs = _PARAM_ARGS.get(("bind", name), 0)
+        value = params[i + 1 : i + 1 + nargs]
+        if len(value) < nargs:
+            raise StatementError(f"'bind {st.args[0]}' : '{name}' : missing value.")
+        if kw.status == "unsupported":
+            raise StatementError(f"'bind' : '{name}' is a HAProxy bind option that haproxy-py does not implement ({kw.summary})")
+        if kw.status == "ignored":
+            st.warn(f"'bind' : option '{name}' is not implemented by haproxy-py and is ignored.")
+        if kw.handler is not None:
+            kw.handler(values, value)
+        i += 1 + nargs
+    px.append("binds", Bind(addresses=tuple(addresses), where=st.where, **values))
+
+
+def _unknown_param_message(what: str, name: str, table: Mapping[str, Keyword], pxname: str) -> str:
+    hint = did_you_mean(name, table)
+    return f"'{what}' : unknown keyword '{name}'." + (f" Did you mean '{hint}' maybe ?" if hint else "")
+
+
+def did_you_mean(word: str, candidates: Mapping[str, Any] | list[str]) -> str | None:
+    """HAProxy-style hint: the closest known keyword, if it is close enough."""
+    import difflib
+
+    names = list(candidates)
+    close = difflib.get_close_matches(word, names, n=1, cutoff=0.7)
+    return close[0] if close else None
+
+
+_PARAM_ARGS: dict[tuple[str, str], int] = {}
+
+
+def _bparam(name: str, nargs: int, summary: str, status: str = "supported",
+            apply: Callable[[dict[str, Any], list[str]], None] | None = None) -> None:
+    BIND_PARAMS[name] = Keyword(name, f"{name}" + (" <value>" if nargs else ""), summary, status=status, handler=apply)
+    _PARAM_ARGS[("bind", name)] = nargs
+
+
+def _set(field: str, conv: Callable[[str], Any] = str) -> Callable[[dict[str, Any], list[str]], None]:
+    def apply(values: dict[str, Any], args: list[str]) -> None:
+        values[field] = conv(args[0]) if args else True
+
+    return apply
+
+
+def _int_conv(name: str) -> Callable[[str], int]:
+    return lambda v: grammar.parse_int(v, name, 0)
+
+
+_bparam("name", 1, "Name of the listener in stats.", apply=_set("name"))
+_bparam("maxconn", 1, "Connection limit of this listener.", apply=_set("maxconn", _int_conv("maxconn")))
+_bparam("backlog", 1, "Listen backlog of this listener.", apply=_set("backlog", _int_conv("backlog")))
+_bparam("v4v6", 0, "Accept IPv4 too on an IPv6 socket.", apply=_set("v4v6"))
+_bparam("v6only", 0, "Accept only IPv6 on an IPv6 socket.", apply=_set("v6only"))
+_bparam("defer-accept", 0, "TCP_DEFER_ACCEPT on the socket.", apply=_set("defer_accept"))
+_bparam("tfo", 0, "TCP fast open on the socket.", apply=_set("tfo"))
+_bparam("interface", 1, "Bind to this network interface (SO_BINDTODEVICE).", apply=_set("interface"))
+_bparam("mode", 1, "Permissions of a unix socket (octal).", apply=_set("mode", lambda v: int(v, 8)))
+_bparam("uid", 1, "Owner of a unix socket.", apply=_set("uid", _int_conv("uid")))
+_bparam("gid", 1, "Group of a unix socket.", apply=_set("gid", _int_conv("gid")))
+_bparam("noreuseport", 0, "Do not set SO_REUSEPORT.", apply=lambda v, a: v.__setitem__("reuseport", False))
+for _n in ("user", "group", "id", "nice", "process", "thread", "namespace", "tcp-ut", "mss", "severity-output",
+           "level"):
+    _bparam(_n, 1, "Accepted; no effect in haproxy-py.", status="no-effect")
+for _n in ("expose-fd",):
+    _bparam(_n, 1, "Accepted on stats sockets.", status="no-effect")
+for _n in ("ciphers", "ciphersuites", "crt", "crt-list", "ca-file", "crl-file", "alpn", "npn", "curves", "ecdhe",
+           "verify", "ssl-min-ver", "ssl-max-ver", "ca-ignore-err", "crt-ignore-err", "sigalgs", "client-sigalgs",
+           "ca-verify-file", "ca-sign-file", "ca-sign-pass", "tls-ticket-keys"):
+    _bparam(_n, 1, "TLS setting; only meaningful with 'ssl', which haproxy-py does not implement.", status="no-effect")
+for _n in ("strict-sni", "no-sslv3", "no-tlsv10", "no-tlsv11", "no-tlsv12", "no-tlsv13", "force-sslv3",
+           "force-tlsv10", "force-tlsv11", "force-tlsv12", "force-tlsv13", "no-tls-tickets", "prefer-client-ciphers",
+           "allow-0rtt", "generate-certificates", "no-ca-names", "quic-force-retry", "no-alpn"):
+    _bparam(_n, 0, "TLS setting; only meaningful with 'ssl', which haproxy-py does not implement.", status="no-effect")
+_bparam("ssl", 0, "TLS termination is not implemented: route TLS by SNI in mode tcp instead.", status="unsupported")
+_bparam("accept-proxy", 0, "The PROXY protocol on accepted connections is not implemented.", status="unsupported")
+_bparam("accept-netscaler-cip", 1, "NetScaler client IP insertion is not implemented.", status="unsupported")
+_bparam("transparent", 0, "Transparent binding is not implemented.", status="unsupported")
+_bparam("proto", 1, "Alternative multiplexers (h2) are not implemented.", status="unsupported")
+_bparam("quic-cc-algo", 1, "QUIC is not implemented.", status="unsupported")
+
+
+# server parameters: field, number of arguments, converter
+def _srv_time(name: str) -> Callable[[str], int]:
+    def conv(v: str) -> int:
+        try:
+            return grammar.parse_time(v, name)
+        except StatementError as e:
+            # HAProxy's server-keyword wording
+            raise StatementError(str(e).replace(f"in '{name}'", f"in '{name}' argument of server") + ".") from None
+
+    return conv
+
+
+def _srv_pos(name: str, lo: int = 1) -> Callable[[str], int]:
+    def conv(v: str) -> int:
+        if not v.isdigit() or int(v) < lo:
+            raise StatementError(f"'{name}' has to be > {lo - 1}.")
+        return int(v)
+
+    return conv
+
+
+def _srv_weight(v: str) -> int:
+    if not v.isdigit():
+        raise StatementError(f"invalid weight value '{v}'.")
+    w = int(v)
+    if w > 256:
+        raise StatementError(f"weight of server %s is not within 0 and 256 ({w}).")
+    return w
+
+
+def _srv_port(v: str) -> int:
+    if not v.isdigit() or not 1 <= int(v) <= 65535:
+        raise StatementError(f"invalid port '{v}'")
+    return int(v)
+
+
+def _srv_choice(name: str, choices: tuple[str, ...]) -> Callable[[str], str]:
+    def conv(v: str) -> str:
+        if v not in choices:
+            raise StatementError(f"'{name}' expects one of {', '.join(repr(c) for c in choices)} but got '{v}'.")
+        return v
+
+    return conv
+
+
+_SERVER_PARAM_SPECS: dict[str, tuple[str | None, int, Callable[[str], Any] | None, str, str]] = {
+    # name: (field, nargs, conv, status, summary)
+    "check": ("check", 0, None, "supported", "Enable health checks."),
+    "no-check": ("check", 0, lambda v: False, "supported", "Disable health checks (overrides default-server)."),
+    "inter": ("inter", 1, _srv_time("inter"), "supported", "Check interval while UP (default 2s)."),
+    "fastinter": ("fastinter", 1, _srv_time("fastinter"), "supported", "Check interval while changing state."),
+    "downinter": ("downinter", 1, _srv_time("downinter"), "supported", "Check interval while DOWN."),
+    "rise": ("rise", 1, _srv_pos("rise"), "supported", "Consecutive successes to go UP (default 2)."),
+    "fall": ("fall", 1, _srv_pos("fall"), "supported", "Consecutive failures to go DOWN (default 3)."),
+    "port": ("check_port", 1, _srv_port, "supported", "Port of health checks."),
+    "addr": ("check_addr", 1, str, "supported", "Address of health checks."),
+    "weight": ("weight", 1, _srv_weight, "supported", "Load-balancing weight, 0..256 (default 1)."),
+    "maxconn": ("maxconn", 1, _srv_pos("maxconn", 0), "supported", "Concurrent connections; excess is queued."),
+    "minconn": ("minconn", 1, _srv_pos("minconn", 0), "supported", "Dynamic maxconn floor (with fullconn)."),
+    "maxqueue": ("maxqueue", 1, _srv_pos("maxqueue", 0), "supported", "Longest queue for this server."),
+    "backup": ("backup", 0, None, "supported", "Only used when no active server is usable."),
+    "no-backup": ("backup", 0, lambda v: False, "supported", "Undo an inherited 'backup'."),
+    "disabled": ("disabled", 0, None, "supported", "Start in maintenance."),
+    "enabled": ("disabled", 0, lambda v: False, "supported", "Undo 'disabled'."),
+    "slowstart": ("slowstart", 1, _srv_time("slowstart"), "supported", "Ramp weight up over this time after recovery."),
+    "on-marked-down": ("on_marked_down", 1, _srv_choice("on-marked-down", ("shutdown-sessions",)), "supported",
+                       "shutdown-sessions: close its sessions when it goes DOWN."),
+    "on-marked-up": ("on_marked_up", 1, _srv_choice("on-marked-up", ("shutdown-backup-sessions",)), "supported",
+                     "shutdown-backup-sessions: close backup sessions when it comes UP."),
+    "on-error": ("on_error", 1, _srv_choice("on-error", ("fastinter", "fail-check", "sudden-death", "mark-down")),
+                 "supported", "Action when observed errors reach error-limit."),
+    "observe": ("observe", 1, _srv_choice("observe", ("none", "layer4", "layer7")), "supported",
+                "Passive health: count layer4 or layer7 errors."),
+    "error-limit": ("error_limit", 1, _srv_pos("error-limit"), "supported", "Observed errors before on-error."),
+    "send-proxy": ("send_proxy", 0, lambda v: 1, "supported", "Send a PROXY protocol v1 header."),
+    "send-proxy-v2": ("send_proxy", 0, lambda v: 2, "supported", "Send a PROXY protocol v2 header."),
+    "no-send-proxy": ("send_proxy", 0, lambda v: 0, "supported", "Undo send-proxy."),
+    "check-send-proxy": ("check_send_proxy", 0, None, "supported", "Send the PROXY header on checks too."),
+    "id": ("id", 1, _srv_pos("id"), "supported", "Numeric server id (used by 'first' and hashing)."),
+    "track": ("tracks", 1, str, "ignored", "Track another server's state (not implemented: checked separately)."),
+    "agent-check": ("agent_check", 0, None, "ignored", "Agent checks are not implemented."),
+    "agent-port": (None, 1, None, "ignored", "Agent checks are not implemented."),
+    "agent-inter": (None, 1, _srv_time("agent-inter"), "ignored", "Agent checks are not implemented."),
+    "agent-addr": (None, 1, None, "ignored", "Agent checks are not implemented."),
+    "agent-send": (None, 1, None, "ignored", "Agent checks are not implemented."),
+    "cookie": (None, 1, None, "ignored", "Cookie persistence is not implemented."),
+    "resolvers": (None, 1, None, "no-effect", "Names are resolved once at start-up."),
+    "resolve-prefer": (None, 1, None, "no-effect", "Names are resolved once at start-up."),
+    "resolve-net": (None, 1, None, "no-effect", "Names are resolved once at start-up."),
+    "resolve-opts": (None, 1, None, "no-effect", "Names are resolved once at start-up."),
+    "init-addr": (None, 1, None, "no-effect", "Names are resolved once at start-up."),
+    "pool-max-conn": (None, 1, None, "no-effect", "Connection pool tuning."),
+    "pool-low-conn": (None, 1, None, "no-effect", "Connection pool tuning."),
+    "pool-purge-delay": (None, 1, None, "no-effect", "Connection pool tuning."),
+    "max-reuse": (None, 1, None, "no-effect", "Connection pool tuning."),
+    "tfo": (None, 0, None, "no-effect", "TCP fast open to the server."),
+    "tcp-ut": (None, 1, None, "no-effect", "TCP user timeout."),
+    "check-sni": (None, 1, None, "no-effect", "TLS checks are not implemented."),
+    "check-alpn": (None, 1, None, "no-effect", "TLS checks are not implemented."),
+    "sni": (None, 1, None, "no-effect", "Only meaningful with 'ssl'."),
+    "alpn": (None, 1, None, "no-effect", "Only meaningful with 'ssl'."),
+    "verify": (None, 1, None, "no-effect", "Only meaningful with 'ssl'."),
+    "verifyhost": (None, 1, None, "no-effect", "Only meaningful with 'ssl'."),
+    "ca-file": (None, 1, None, "no-effect", "Only meaningful with 'ssl'."),
+    "crl-file": (None, 1, None, "no-effect", "Only meaningful with 'ssl'."),
+    "crt": (None, 1, None, "no-effect", "Only meaningful with 'ssl'."),
+    "ciphers": (None, 1, None, "no-effect", "Only meaningful with 'ssl'."),
+    "ciphersuites": (None, 1, None, "no-effect", "Only meaningful with 'ssl'."),
+    "ssl-min-ver": (None, 1, None, "no-effect", "Only meaningful with 'ssl'."),
+    "ssl-max-ver": (None, 1, None, "no-effect", "Only meaningful with 'ssl'."),
+    "no-ssl": (None, 0, None, "no-effect", "haproxy-py never speaks TLS to servers."),
+    "no-sslv3": (None, 0, None, "no-effect", "Only meaningful with 'ssl'."),
+    "no-tlsv10": (None, 0, None, "no-effect", "Only meaningful with 'ssl'."),
+    "no-tlsv11": (None, 0, None, "no-effect", "Only meaningful with 'ssl'."),
+    "no-tlsv12": (None, 0, None, "no-effect", "Only meaningful with 'ssl'."),
+    "no-tls-tickets": (None, 0, None, "no-effect", "Only meaningful with 'ssl'."),
+    "no-verifyhost": (None, 0, None, "no-effect", "Only meaningful with 'ssl'."),
+    "ssl-reuse": (None, 0, None, "no-effect", "Only meaningful with 'ssl'."),
+    "no-ssl-reuse": (None, 0, None, "no-effect", "Only meaningful with 'ssl'."),
+    "ssl": (None, 0, None, "unsupported", "TLS to servers is not implemented."),
+    "check-ssl": (None, 0, None, "unsupported", "TLS health checks are not implemented."),
+    "proto": (None, 1, None, "unsupported", "Alternative multiplexers (h2, fcgi) are not implemented."),
+    "source": (None, 1, None, "unsupported", "Choosing the source address is not implemented."),
+    "usesrc": (None, 1, None, "unsupported", "Transparent proxying is not implemented."),
+    "redir": (None, 1, None, "unsupported", "Redirect-to-server is not implemented."),
+    "namespace": (None, 1, None, "unsupported", "Network namespaces are not implemented."),
+    "socks4": (None, 1, None, "unsupported", "SOCKS4 is not implemented."),
+    "ws": (None, 1, None, "no-effect", "WebSocket protocol hint."),
+    "set-proxy-v2-tlv-fmt": (None, 1, None, "unsupported", "PROXY v2 TLVs are not implemented."),
+    "proxy-v2-options": (None, 1, None, "unsupported", "PROXY v2 options are not implemented."),
+}
+for _name, (_field, _nargs, _conv, _status, _summary) in _SERVER_PARAM_SPECS.items():
+    SERVER_PARAMS[_name] = Keyword(_name, _name + (" <value>" if _nargs else ""), _summary, status=_status)
+
+
+def parse_server_params(words: list[str], base: dict[str, Any], st: Statement, label: str,
+                        srvname: str) -> dict[str, Any]:
+    """Apply server (or default-server) parameters to a copy of `base`; errors use the server form."""
+    values = dict(base)
+    i = 0
+    while i < len(words):
+        name = words[i]
+        spec = _SERVER_PARAM_SPECS.get(name)
+        if spec is None:
+            hint = did_you_mean(name, _SERVER_PARAM_SPECS)
+            raise StatementError(
+                f"unknown keyword '{name}'." if not hint else f"unknown keyword '{name}'; did you mean '{hint}' maybe ?",
+                server=label,
+            )
+        field, nargs, conv, status, summary = spec
+        args = words[i + 1 : i + 1 + nargs]
+        if len(args) < nargs:
+            raise StatementError(f"'{name}' expects an argument.", server=label)
+        if status == "unsupported":
+            raise StatementError(
+                f"'{name}' is a HAProxy server option that haproxy-py does not implement ({summary})", server=label
+            )
+        if status == "ignored":
+            st.warn(f"'{name}' is not implemented by haproxy-py and is ignored ({summary})", server=label)
+        if field is not None:
+            try:
+                value = conv(args[0] if args else "") if conv is not None else True
+            except StatementError as e:
+                msg = e.message.replace("%s", srvname)
+                raise StatementError(msg if msg.endswith(".") else msg + ".", server=label) from None
+            values[field] = value
+        i += 1 + nargs
+    return values
+
+
+def _server_fields(values: dict[str, Any]) -> dict[str, Any]:
+    allowed = set(attrs.fields_dict(Server))
+    return {k: v for k, v in values.items() if k in allowed}
+
+
+@pkw("server", "lb", "server <name> <addr>[:<port>] [params]", "A server of the backend.", wrong_cap_alert=True)
+def _p_server(st: Statement, px: ProxyDraft) -> None:
+    if len(st.args) < 2:
+        raise StatementError("'server' expects <name> and <addr>[:<port>] as arguments.")
+    name = st.args[0]
+    label = f"{px.name}/{name}"
+    for c in name:
+        if not (c.isalnum() or c in "-_.:"):
+            raise StatementError(f"character '{c}' is not permitted in server name '{name}'.", server=label)
+    try:
+        address = grammar.parse_server_address(expand_address_vars(st.args[1], st.env), resolve=st.resolve)
+    except StatementError as e:
+        raise StatementError(e.message, server=label) from None
+    values = parse_server_params(st.args[2:], px.default_server, st, label, name)
+    _add_server(st, px, name, address, values)
+
+
+def _add_server(st: Statement, px: ProxyDraft, name: str, address: Any, values: dict[str, Any]) -> None:
+    if name in px.server_names:
+        prev = px.server_names[name]
+        raise StatementError(
+            f"backend '{px.name}' has the same server name '{name}' declared at {prev.file}:{prev.line}.",
+            server=f"{px.name}/{name}",
+        )
+    px.server_names[name] = st.where
+    position = len(px.values.get("servers", ())) + 1
+    fields = _server_fields(values)
+    fields.setdefault("id", position)
+    if "id" not in values:
+        fields["id"] = position
+    px.append("servers", Server(name=name, address=address, where=st.where, **fields))
+
+
+@pkw("server-template", "lb", "server-template <prefix> <num|range> <addr>[:<port>] [params]",
+     "Declare numbered servers <prefix>1..<prefix>N sharing one address and parameters.", wrong_cap_alert=True)
+def _p_server_template(st: Statement, px: ProxyDraft) -> None:
+    if len(st.args) < 3:
+        raise StatementError("'server-template' expects <prefix> <nb | range> <addr>[:<port>] as arguments.")
+    prefix, rng = st.args[0], st.args[1]
+    lo_s, _, hi_s = rng.partition("-")
+    if not lo_s.isdigit() or (hi_s and not hi_s.isdigit()):
+        raise StatementError(f"Invalid range '{rng}' for server-template.")
+    lo, hi = (int(lo_s), int(hi_s)) if hi_s else (1, int(lo_s))
+    if lo < 1 or hi < lo:
+        raise StatementError(f"Invalid range '{rng}' for server-template.")
+    label = f"{px.name}/{prefix}"
+    try:
+        address = grammar.parse_server_address(expand_address_vars(st.args[2], st.env), resolve=st.resolve)
+    except StatementError as e:
+        raise StatementError(e.message, server=label) from None
+    values = parse_server_params(st.args[3:], px.default_server, st, label, prefix)
+    for n in range(lo, hi + 1):
+        _add_server(st, px, f"{prefix}{n}", address, values)
+
+
+@pkw("default-server", "dlb", "default-server [params]", "Defaults for the parameters of following server lines.")
+def _p_default_server(st: Statement, px: ProxyDraft) -> None:
+    px.default_server = parse_server_params(st.args, px.default_server, st, f"{px.name}/default-server", "default-server")
+
+
+# ----------------------------------------------------------------------------------------------
+# options
+
+_NEGATABLE_SPECIALS = {"httpclose", "http-server-close", "http-keep-alive", "redispatch"}
+
+
+def okw(name: str, caps: str, syntax: str, summary: str, negatable: bool = True, **kw: Any) -> Callable[[ProxyHandler], ProxyHandler]:
+    return _register(OPTIONS, name, syntax, summary, caps=caps, differs=kw.pop("differs", ""),
+                     status=kw.pop("status", "supported"), named_defaults_only=not negatable)
+
+
+def _bool_option(name: str, caps: str, summary: str, status: str = "supported") -> None:
+    def handler(st: Statement, px: ProxyDraft) -> None:
+        opts = set(px.values.get("options", frozenset()))
+        if st.prefix == "no":
+            opts.discard(name)
+            opts.add("no-" + name)
+        else:
+            opts.discard("no-" + name)
+            if st.prefix != "default":
+                opts.add(name)
+            else:
+                opts.discard(name)
+        px.values["options"] = frozenset(opts)
+
+    OPTIONS[name] = Keyword(name, f"[no] option {name}", summary, status=status, caps=caps, handler=handler)
+
+
+_bool_option("dontlognull", "dfl", "Do not log connections that carried no data.")
+_bool_option("log-health-checks", "dlb", "Log every health check result change, not only state changes.")
+_bool_option("allbackups", "dlb", "Use all backup servers at once when no active server is usable.")
+_bool_option("tcpka", "dflb", "TCP keepalive on both sides.")
+_bool_option("clitcpka", "dfl", "TCP keepalive on the client side.")
+_bool_option("srvtcpka", "dlb", "TCP keepalive on the server side.")
+_bool_option("dontlog-normal", "dfl", "Log only errors and abnormal terminations.")
+_bool_option("log-separate-errors", "dfl", "Log errors at a higher level.")
+_bool_option("prefer-last-server", "dlb", "Keep a client's keep-alive requests on the same server when possible.")
+_bool_option("http-ignore-probes", "dfl", "Do not answer 408 to connections that sent nothing.")
+_bool_option("abortonclose", "dlb", "Drop queued requests whose client has gone.")
+_bool_option("accept-invalid-http-request", "dfl", "Relax the request parser.", status="ignored")
+_bool_option("accept-invalid-http-response", "dlb", "Relax the response parser.", status="ignored")
+_bool_option("http-buffer-request", "dflb", "Wait for the whole request body before choosing a server.", status="ignored")
+_bool_option("logasap", "dfl", "Log before the end of the session.", status="ignored")
+_bool_option("persist", "dlb", "Keep sending to a DOWN server when persistence says so.", status="ignored")
+_bool_option("http-pretend-keepalive", "dlb", "Pretend keep-alive to the server with http-server-close.", status="ignored")
+_bool_option("checkcache", "dlb", "Block cacheable responses with Set-Cookie.", status="ignored")
+_bool_option("http-use-proxy-header", "dfl", "Use Proxy-Connection as Connection.", status="ignored")
+_bool_option("h1-case-adjust-bogus-client", "dfl", "Header case adjustment for clients.", status="ignored")
+_bool_option("h1-case-adjust-bogus-server", "dlb", "Header case adjustment for servers.", status="ignored")
+_bool_option("disable-h2-upgrade", "dfl", "Refuse HTTP/1 to HTTP/2 upgrades (haproxy-py never upgrades).", status="no-effect")
+for _n in ("contstats", "socket-stats", "splice-auto", "splice-request", "splice-response", "tcp-smart-accept",
+           "tcp-smart-connect", "http-no-delay", "independent-streams", "nolinger", "idle-close-on-response",
+           "http-drop-request-trailers", "http-drop-response-trailers", "http-use-htx", "transparent"):
+    _bool_option(_n, "dflb", "Performance or accounting tuning; haproxy-py behaves the same either way.", status="no-effect")
+
+_HTTP_MODES = {"httpclose": "close", "http-server-close": "server-close", "http-keep-alive": "keep-alive"}
+
+
+def _conn_mode_option(name: str, summary: str) -> None:
+    def handler(st: Statement, px: ProxyDraft) -> None:
+        mode = _HTTP_MODES[name]
+        if st.prefix in ("no", "default"):
+            if px.values.get("http_conn_mode", "keep-alive") == mode:
+                px.values["http_conn_mode"] = "keep-alive"
+            return
+        px.values["http_conn_mode"] = mode
+
+    OPTIONS[name] = Keyword(name, f"[no] option {name}", summary, caps="dflb", handler=handler)
+
+
+_conn_mode_option("http-keep-alive", "Keep-alive on both sides (the default).")
+_conn_mode_option("http-server-close", "Keep-alive with the client, close with the server after each response.")
+_conn_mode_option("httpclose", "Close both sides after each response.")
+
+
+@okw("redispatch", "dlb", "[no] option redispatch [<interval>]", "Let retries go to another server.")
+def _o_redispatch(st: Statement, px: ProxyDraft) -> None:
+    if st.prefix in ("no", "default"):
+        px.values["redispatch"] = 0
+        return
+    interval = -1
+    if len(st.args) > 1:
+        interval = grammar.parse_int(st.args[1], "option redispatch")
+    px.values["redispatch"] = interval
+
+
+@okw("forwardfor", "dflb", "option forwardfor [except <net>] [header <name>] [if-none]",
+     "Add X-Forwarded-For with the client address.", negatable=False)
+def _o_forwardfor(st: Statement, px: ProxyDraft) -> None:
+    spec = ForwardFor()
+    words = st.args[1:]
+    i = 0
+    while i < len(words):
+        w = words[i]
+        if w in ("except", "header") and i + 1 < len(words):
+            if w == "except":
+                _check_network(words[i + 1], "option forwardfor except")
+                spec = attrs.evolve(spec, except_net=words[i + 1])
+            else:
+                spec = attrs.evolve(spec, header=words[i + 1])
+            i += 2
+        elif w == "if-none":
+            spec = attrs.evolve(spec, if_none=True)
+            i += 1
+        else:
+            raise StatementError(f"'option forwardfor' only supports optional values: 'header', 'if-none' and 'except' (got '{w}').")
+    px.values["forwardfor"] = spec
+
+
+def _check_network(text: str, what: str) -> None:
+    import ipaddress
+
+    try:
+        ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        raise StatementError(f"'{what}' : invalid network '{text}'.") from None
+
+
+def _log_format_option(name: str, fmt: str, caps: str, summary: str) -> None:
+    def handler(st: Statement, px: ProxyDraft) -> None:
+        extra = st.args[1:]
+        if name == "httplog" and extra and extra != ["clf"]:
+            raise StatementError("'option httplog' only supports 'clf' as an argument.")
+        if name == "tcplog" and extra:
+            raise StatementError(f"'option tcplog' does not expect any argument (got '{extra[0]}').")
+        px.values["log_format"] = "%{clf}" if extra == ["clf"] else fmt
+        opts = set(px.values.get("options", frozenset())) - {"httplog", "tcplog", "httpslog"}
+        px.values["options"] = frozenset(opts | {name})
+
+    OPTIONS[name] = Keyword(name, f"option {name}" + (" [clf]" if name == "httplog" else ""), summary, caps=caps,
+                            handler=handler, named_defaults_only=True)
+
+
+TCPLOG_FORMAT = "%ci:%cp [%t] %ft %b/%s %Tw/%Tc/%Tt %B %ts %ac/%fc/%bc/%sc/%rc %sq/%bq"
+HTTPLOG_FORMAT = (
+    "%ci:%cp [%tr] %ft %b/%s %TR/%Tw/%Tc/%Tr/%Ta %ST %B %CC %CS %tsc %ac/%fc/%bc/%sc/%rc %sq/%bq %hr %hs %{+Q}r"
+)
+_log_format_option("tcplog", TCPLOG_FORMAT, "dfl", "Log one line per TCP session with timers and states.")
+_log_format_option("httplog", HTTPLOG_FORMAT, "dfl", "Log one line per HTTP request.")
+
+
+@okw("httpchk", "dlb", "option httpchk [<method>] [<uri>] [<version>]", "HTTP health checks (default OPTIONS / HTTP/1.0).",
+     negatable=False)
+def _o_httpchk(st: Statement, px: ProxyDraft) -> None:
+    words = st.args[1:]
+    if len(words) > 3:
+        raise StatementError(f"'option httpchk' cannot handle unexpected argument '{words[3]}'.")
+    chk = px.values.get("httpchk") or HttpCheck()
+    if len(words) == 1:
+        chk = attrs.evolve(chk, uri=words[0])
+    elif len(words) >= 2:
+        chk = attrs.evolve(chk, method=words[0], uri=words[1])
+    if len(words) == 3:
+        version = words[2]
+        if "\r\n" in version:
+            st.warn("'option httpchk' : hiding headers or body at the end of the version string is deprecated. "
+                    "Please, consider to use 'http-check send' directive instead.")
+            version, _, tail = version.partition("\r\n")
+            headers = []
+            for line in tail.split("\r\n"):
+                if ":" in line:
+                    k, _, v = line.partition(":")
+                    headers.append((k.strip(), v.strip()))
+            chk = attrs.evolve(chk, headers=tuple(headers))
+        chk = attrs.evolve(chk, version=version)
+    px.values["httpchk"] = chk
+    px.values["check_kind"] = "http"
+
+
+@okw("tcp-check", "dlb", "option tcp-check", "Health checks run the tcp-check rules.", negatable=False)
+def _o_tcp_check(st: Statement, px: ProxyDraft) -> None:
+    px.values["check_kind"] = "tcp-check"
+
+
+for _n, _s in (("ssl-hello-chk", "SSLv3 hello checks"), ("mysql-check", "MySQL checks"), ("pgsql-check", "PostgreSQL checks"),
+               ("redis-check", "Redis checks"), ("smtpchk", "SMTP checks"), ("ldap-check", "LDAP checks"),
+               ("spop-check", "SPOP checks"), ("external-check", "external command checks")):
+    OPTIONS[_n] = Keyword(_n, f"option {_n} ...", f"{_s} are not implemented; use 'option tcp-check' rules.",
+                          status="unsupported", caps="dlb")
+for _n, _s in (("http_proxy", "forward-proxy mode"), ("originalto", "X-Original-To"), ("httpslog", "HTTPS log format"),
+               ("http-restrict-req-hdr-names", "header-name restrictions"), ("forwarded", "the Forwarded header"),
+               ("tcp-smart-connect-delay", "smart connect")):
+    OPTIONS[_n] = Keyword(_n, f"option {_n} ...", f"{_s} is not implemented.", status="unsupported", caps="dflb")
+
+
+@pkw("option", "dflb", "[no] option <name> [args]", "Proxy options; see the option table.")
+def _p_option(st: Statement, px: ProxyDraft) -> None:
+    name = st.arg(0)
+    if name is None:
+        raise StatementError("'option' expects an option name.")
+    kw = OPTIONS.get(name)
+    if kw is None:
+        hint = did_you_mean(name, OPTIONS)
+        raise StatementError(f"unknown option '{name}'." + (f" Did you mean '{hint}' maybe ?" if hint else ""))
+    if st.prefix and kw.named_defaults_only:
+        raise StatementError(f"negation/default is not supported for option '{name}'.")
+    if kw.status == "unsupported":
+        raise StatementError(f"'option {name}' is a HAProxy option that haproxy-py does not implement: {kw.summary}")
+    if kw.status == "ignored" and st.prefix != "no":
+        st.warn(f"'option {name}' is not implemented by haproxy-py and is ignored.")
+    if not _cap_ok(px.kind, kw.caps):
+        st.warn(f"'option {name}' ignored because {px.label} has no {_cap_name(kw.caps)} capability.")
+        return
+    assert kw.handler is not None
+    kw.handler(st, px)
+
+
+# ----------------------------------------------------------------------------------------------
+# rules
+
+HTTP_REQUEST_ACTIONS = {
+    "add-header": 2, "set-header": 2, "del-header": 1, "deny": 0, "return": 0, "redirect": 1, "allow": 0,
+    "use-service": 1, "set-var": 1, "set-var-fmt": 1, "unset-var": 0, "replace-header": 3, "replace-value": 3,
+    "set-path": 1, "set-pathq": 1, "set-query": 1, "set-uri": 1, "set-method": 1, "replace-path": 2,
+    "replace-pathq": 2, "replace-uri": 2, "tarpit": 0, "auth": 0, "reject": 0, "set-log-level": 1,
+    "set-nice": 1, "set-tos": 1, "set-mark": 1, "capture": 1, "track-sc0": 1, "track-sc1": 1, "track-sc2": 1,
+    "sc-inc-gpc0": 1, "sc-inc-gpc1": 1, "sc-set-gpt0": 1, "set-src": 1, "set-src-port": 1, "set-dst": 1,
+    "set-dst-port": 1, "add-acl": 2, "del-acl": 2, "set-map": 2, "del-map": 1, "cache-use": 1,
+    "early-hint": 2, "normalize-uri": 1, "silent-drop": 0, "wait-for-body": 0, "wait-for-handshake": 0,
+    "strict-mode": 1, "disable-l7-retry": 0, "do-resolve": 1, "set-timeout": 2, "set-priority-class": 1,
+    "set-priority-offset": 1, "send-spoe-group": 2,
+}
+HTTP_RESPONSE_ACTIONS = {
+    "add-header": 2, "set-header": 2, "del-header": 1, "deny": 0, "return": 0, "redirect": 1, "allow": 0,
+    "set-var": 1, "set-var-fmt": 1, "unset-var": 0, "replace-header": 3, "replace-value": 3, "set-status": 1,
+    "set-log-level": 1, "set-nice": 1, "set-tos": 1, "set-mark": 1, "capture": 1, "track-sc0": 1, "track-sc1": 1,
+    "track-sc2": 1, "sc-inc-gpc0": 1, "sc-inc-gpc1": 1, "sc-set-gpt0": 1, "add-acl": 2, "del-acl": 2,
+    "set-map": 2, "del-map": 1, "cache-store": 1, "silent-drop": 0, "strict-mode": 1, "wait-for-body": 0,
+    "send-spoe-group": 2, "set-timeout": 2,
+}
+# Actions the runtime carries out; the others are recognised and refused with a clear message.
+SUPPORTED_HTTP_ACTIONS = frozenset({"add-header", "set-header", "del-header", "deny", "return", "redirect", "allow",
+                                    "use-service", "set-status", "replace-header", "replace-value", "set-path",
+                                    "set-query", "set-uri", "set-method", "tarpit", "auth", "reject"})
+TCP_REQUEST_KINDS = {
+    "connection": {"accept", "reject", "expect-proxy", "expect-netscaler-cip", "capture", "track-sc0", "track-sc1",
+                   "track-sc2", "sc-inc-gpc0", "sc-inc-gpc1", "sc-set-gpt0", "set-src", "set-src-port", "set-dst",
+                   "set-dst-port", "set-mark", "set-tos", "set-var", "set-var-fmt", "unset-var", "silent-drop"},
+    "session": {"accept", "reject", "track-sc0", "track-sc1", "track-sc2", "sc-inc-gpc0", "sc-inc-gpc1",
+                "sc-set-gpt0", "set-var", "set-var-fmt", "unset-var", "silent-drop", "set-mark", "set-tos"},
+    "content": {"accept", "reject", "capture", "do-resolve", "set-dst", "set-dst-port", "set-log-level",
+                "set-nice", "set-priority-class", "set-priority-offset", "set-src", "set-src-port", "set-var",
+                "set-var-fmt", "unset-var", "silent-drop", "track-sc0", "track-sc1", "track-sc2", "sc-inc-gpc0",
+                "sc-inc-gpc1", "sc-set-gpt0", "send-spoe-group", "use-service", "switch-mode", "set-mark",
+                "set-tos"},
+}
+SUPPORTED_TCP_ACTIONS = frozenset({"accept", "reject", "set-var", "set-var-fmt", "unset-var"})
+
+
+def _action_name(word: str) -> str:
+    """`set-var(txn.x)` -> `set-var`; `lua.foo` -> `lua`."""
+    if "(" in word:
+        return word.split("(", 1)[0]
+    if word.startswith("lua."):
+        return "lua"
+    return word
+
+
+def _http_rule(family: str, actions: dict[str, int], caps: str, summary: str) -> None:
+    def handler(st: Statement, px: ProxyDraft) -> None:
+        if px.kind == "defaults" and not px.name:
+            raise StatementError(f"'{family}' not allowed in anonymous 'defaults' section.")
+        words, cond_words = split_condition(st.args)
+        if not words:
+            raise StatementError(f"'{family}' expects an action.")
+        action = _action_name(words[0])
+        if action not in actions:
+            raise StatementError(f"'{family}' expects {', '.join(repr(a) for a in sorted(actions))} but got '{words[0]}'.")
+        if action not in SUPPORTED_HTTP_ACTIONS:
+            raise StatementError(f"'{family} {action}' is a HAProxy action that haproxy-py does not implement.")
+        if len(words) - 1 < actions[action]:
+            raise StatementError(f"'{family} {action}' expects at least {actions[action]} argument(s).")
+        _check_http_action(family, action, words[1:])
+        cond = parse_condition(cond_words, st.where, px.anon) if cond_words else None
+        field = {"http-request": "http_request_rules", "http-response": "http_response_rules",
+                 "http-after-response": "http_after_response_rules"}[family]
+        px.append(field, Rule(family=family, action=action, args=tuple(words[1:]), where=st.where, cond=cond))
+
+    PROXY[family] = Keyword(family, f"{family} <action> [args] [if|unless <cond>]", summary, caps=caps, handler=handler)
+
+
+def _check_http_action(family: str, action: str, args: list[str]) -> None:
+    if action == "return":
+        has_payload = any(a in ("string", "lf-string", "file", "lf-file") for a in args)
+        if has_payload and "content-type" not in args:
+            raise StatementError(f"'{family} return' : a content-type must be specified when a payload is given.")
+    if action == "use-service" and args[0] != "prometheus-exporter":
+        raise StatementError(f"'{family} use-service' : unknown service '{args[0]}'.")
+    if action == "redirect" and args[0] not in ("location", "prefix", "scheme"):
+        raise StatementError(f"'{family} redirect' expects 'location', 'prefix' or 'scheme' (got '{args[0]}').")
+    if action == "deny" and "deny_status" in args:
+        i = args.index("deny_status")
+        v = args[i + 1] if i + 1 < len(args) else ""
+        if not v.isdigit() or not 200 <= int(v) <= 599:
+            raise StatementError(f"'{family} deny' : status code must be between 200 and 599 (got '{v}').")
+
+
+_http_rule("http-request", HTTP_REQUEST_ACTIONS, "dflb", "Act on HTTP requests (set-header, deny, return, redirect...).")
+_http_rule("http-response", HTTP_RESPONSE_ACTIONS, "dflb", "Act on HTTP responses (set-header, del-header...).")
+_http_rule("http-after-response", HTTP_RESPONSE_ACTIONS, "dflb", "Act on every response, HAProxy's own included.")
+
+
+@pkw("tcp-request", "dflb", "tcp-request connection|session|content <action> [if|unless <cond>] | "
+     "tcp-request inspect-delay <time>", "Layer 4 rules: accept/reject connections, inspect content.")
+def _p_tcp_request(st: Statement, px: ProxyDraft) -> None:
+    kind = st.arg(0)
+    if kind == "inspect-delay":
+        _need(st, 2, "a time argument")
+        px.values["inspect_delay"] = grammar.parse_time(st.args[1], "tcp-request inspect-delay")
+        return
+    if kind not in TCP_REQUEST_KINDS:
+        raise StatementError(
+            f"'tcp-request' expects 'inspect-delay', 'connection', 'session' or 'content' (got '{kind or ''}')."
+        )
+    if px.kind == "defaults" and not px.name:
+        raise StatementError("'tcp-request' not allowed in anonymous 'defaults' section.")
+    words, cond_words = split_condition(st.args[1:])
+    if not words:
+        raise StatementError(f"'tcp-request {kind}' expects an action.")
+    action = _action_name(words[0])
+    if action not in TCP_REQUEST_KINDS[kind]:
+        raise StatementError(
+            f"'tcp-request {kind}' expects {', '.join(repr(a) for a in sorted(TCP_REQUEST_KINDS[kind]))} "
+            f"but got '{words[0]}'."
+        )
+    if action not in SUPPORTED_TCP_ACTIONS:
+        raise StatementError(f"'tcp-request {kind} {action}' is a HAProxy action that haproxy-py does not implement.")
+    cond = parse_condition(cond_words, st.where, px.anon) if cond_words else None
+    px.append("tcp_request_rules", Rule(family=f"tcp-request {kind}", action=action, args=tuple(words[1:]),
+                                        where=st.where, cond=cond))
+
+
+@pkw("tcp-response", "dlb", "tcp-response content accept|reject|close [if|unless <cond>] | tcp-response inspect-delay <t>",
+     "Layer 4 response rules.", status="unsupported")
+def _p_tcp_response(st: Statement, px: ProxyDraft) -> None:
+    raise StatementError("'tcp-response' is a HAProxy keyword that haproxy-py does not implement.")
+
+
+@pkw("acl", "dflb", "acl <name> <fetch>[,<conv>...] [flags] [operator] <pattern>...",
+     "Named condition; several lines with one name are ORed.")
+def _p_acl(st: Statement, px: ProxyDraft) -> None:
+    if px.kind == "defaults" and not px.name:
+        raise StatementError("'acl' not allowed in anonymous 'defaults' section.")
+    acl = parse_acl(st.args, st.where)
+    px.append("acls", acl)
+
+
+@pkw("redirect", "flb", "redirect location|prefix|scheme <to> [code <n>] [drop-query] [append-slash] [if|unless <cond>]",
+     "HTTP redirect (same as 'http-request redirect').")
+def _p_redirect(st: Statement, px: ProxyDraft) -> None:
+    words, cond_words = split_condition(st.args)
+    if len(words) < 2 or words[0] not in ("location", "prefix", "scheme"):
+        raise StatementError("'redirect' expects 'code', 'prefix', 'location', 'scheme', 'set-cookie', 'clear-cookie', 'drop-query' or 'append-slash'.")
+    cond = parse_condition(cond_words, st.where, px.anon) if cond_words else None
+    px.append("http_request_rules", Rule(family="http-request", action="redirect", args=tuple(words), where=st.where, cond=cond))
+
+
+@pkw("monitor-uri", "dfl", "monitor-uri <uri>", "Answer 200 to this URI without forwarding (for upstream health checks).")
+def _p_monitor_uri(st: Statement, px: ProxyDraft) -> None:
+    _need(st, 1, "an URI")
+    px.values["monitor_uri"] = st.args[0]
+
+
+@pkw("monitor", "fl", "monitor fail if|unless <cond>", "Make monitor-uri answer 503 when the condition matches.")
+def _p_monitor(st: Statement, px: ProxyDraft) -> None:
+    if st.arg(0) != "fail" or len(st.args) < 3:
+        raise StatementError("'monitor' expects 'fail' and either 'if' or 'unless' followed by a condition.")
+    px.values["monitor_fail"] = parse_condition(st.args[1:], st.where, px.anon)
+
+
+# ----------------------------------------------------------------------------------------------
+# checks
+
+HTTP_CHECK_ACTIONS = ("comment", "connect", "disable-on-404", "expect", "send", "send-state", "set-var", "set-var-fmt",
+                      "unset-var")
+TCP_CHECK_ACTIONS = ("comment", "connect", "send", "send-binary", "send-lf", "send-binary-lf", "expect", "set-var",
+                     "set-var-fmt", "unset-var")
+HTTP_EXPECT = ("status", "rstatus", "string", "rstring", "hdr", "fhdr", "string-lf", "min-recv", "comment")
+TCP_EXPECT = ("string", "rstring", "binary", "rbinary", "string-lf", "binary-lf", "min-recv", "comment")
+
+
+@pkw("http-check", "dlb", "http-check send [meth <m>] [uri <u>] [ver <v>] [hdr <n> <v>]* [body <s>] | "
+     "http-check expect [!] status|rstatus|string|rstring <pattern> | http-check connect|disable-on-404|comment",
+     "HTTP health-check rules.")
+def _p_http_check(st: Statement, px: ProxyDraft) -> None:
+    action = _action_name(st.arg(0) or "")
+    if action not in HTTP_CHECK_ACTIONS:
+        raise StatementError(
+            "'http-check' only supports 'comment', 'connect', 'disable-on-404', 'expect', 'send', 'send-state', "
+            f"'set-var(*)', 'set-var-fmt(*)' and 'unset-var(*)'. but got '{st.arg(0) or ''}'"
+        )
+    args = st.args[1:]
+    if action == "expect":
+        _check_expect("http-check", args, HTTP_EXPECT)
+    if action == "send":
+        chk = px.values.get("httpchk") or HttpCheck()
+        i = 0
+        headers = list(chk.headers)
+        while i < len(args):
+            key = args[i]
+            if key in ("meth", "uri", "ver", "body", "uri-lf", "body-lf") and i + 1 < len(args):
+                field = {"meth": "method", "uri": "uri", "ver": "version", "body": "body", "uri-lf": "uri",
+                         "body-lf": "body"}[key]
+                chk = attrs.evolve(chk, **{field: args[i + 1]})
+                i += 2
+            elif key == "hdr" and i + 2 < len(args):
+                headers.append((args[i + 1], args[i + 2]))
+                i += 3
+            elif key == "comment" and i + 1 < len(args):
+                i += 2
+            else:
+                raise StatementError(f"'http-check send' : unknown or incomplete parameter '{key}'.")
+        px.values["httpchk"] = attrs.evolve(chk, headers=tuple(headers))
+    px.append("http_check_rules", CheckRule(family="http-check", action=action, args=tuple(args), where=st.where))
+
+
+def _check_expect(family: str, args: list[str], kinds: tuple[str, ...]) -> None:
+    words = list(args)
+    if words and words[0] == "!":
+        words = words[1:]
+    while words and words[0] in ("min-recv", "comment", "ok-status", "error-status", "tout-status", "on-success",
+                                 "on-error", "status-code"):
+        words = words[2:]
+    if words and words[0] == "!":
+        words = words[1:]
+    kind = words[0] if words else ""
+    if kind.startswith("!"):
+        kind = kind[1:]
+    if kind not in kinds:
+        raise StatementError(
+            f"'{family} expect' : 'only supports min-recv, [!]string', '[!]rstring', '[!]string-lf', '[!]status', "
+            f"'[!]rstatus', [!]hdr, [!]fhdr or comment but got '{kind}' as argument.."
+        )
+    if len(words) < 2 and kind not in ("min-recv",):
+        raise StatementError(f"'{family} expect {kind}' expects <pattern> as an argument.")
+
+
+@pkw("tcp-check", "dlb", "tcp-check connect|send|send-binary|expect|comment ...", "TCP health-check rules.")
+def _p_tcp_check(st: Statement, px: ProxyDraft) -> None:
+    action = _action_name(st.arg(0) or "")
+    if action not in TCP_CHECK_ACTIONS:
+        raise StatementError(
+            "'tcp-check' only supports 'comment', 'connect', 'send', 'send-binary', 'expect', 'set-var-fmt(*)', "
+            f"'set-var(*)', 'unset-var(*)'. but got '{st.arg(0) or ''}'"
+        )
+    if action == "expect":
+        _check_expect("tcp-check", st.args[1:], TCP_EXPECT)
+    px.append("tcp_check_rules", CheckRule(family="tcp-check", action=action, args=tuple(st.args[1:]), where=st.where))
+
+
+# ----------------------------------------------------------------------------------------------
+# logs, errors, stats
+
+_ERRORFILE_CODES = (200, 400, 401, 403, 404, 405, 407, 408, 410, 425, 429, 500, 501, 502, 503, 504)
+
+
+@pkw("errorfile", "dflb", "errorfile <code> <file>", "Replace HAProxy's response for this status with a raw file.")
+def _p_errorfile(st: Statement, px: ProxyDraft) -> None:
+    if len(st.args) != 2:
+        raise StatementError("'errorfile' expects <status_code> and <file> as arguments.")
+    code = st.args[0]
+    if not code.isdigit() or int(code) not in _ERRORFILE_CODES:
+        raise StatementError(f"status code '{code}' not handled.")
+    try:
+        with open(st.args[1], "rb") as f:
+            data = f.read()
+    except OSError as e:
+        raise StatementError(f"error opening file '{st.args[1]}' : {e.strerror}.") from None
+    del data
+    px.append("errorfiles", (int(code), st.args[1]))
+
+
+@pkw("log", "dflb", "log global | log <target> [len <n>] [format <f>] <facility> [<level> [<minlevel>]] | no log",
+     "Log targets of this proxy.")
+def _p_log(st: Statement, px: ProxyDraft) -> None:
+    if st.prefix == "no":
+        px.values["logs"] = ()
+        return
+    target = parse_log(st)
+    px.append("logs", target)
+
+
+@pkw("log-format", "dfl", "log-format <format>", "Custom log line format (common variables).")
+def _p_log_format(st: Statement, px: ProxyDraft) -> None:
+    _need(st, 1, "an argument")
+    if len(st.args) > 1:
+        raise StatementError("'log-format' expects only one argument, possibly quoted.")
+    px.values["log_format"] = st.args[0]
+
+
+@pkw("stats", "dflb", "stats enable|uri <prefix>|realm <r>|auth <user:pass>|refresh <t>|admin if <cond>|hide-version|"
+     "show-legends|show-node|show-desc|scope <px>", "The HTML stats page and CSV of this proxy.")
+def _p_stats(st: Statement, px: ProxyDraft) -> None:
+    from haproxy_py.config.model import Stats
+
+    sub = st.arg(0)
+    stats: Stats = px.values.get("stats", Stats())
+    if sub == "enable":
+        stats = attrs.evolve(stats, enabled=True)
+    elif sub == "uri":
+        _need(st, 2, "an URI prefix")
+        stats = attrs.evolve(stats, enabled=True, uri=st.args[1])
+    elif sub == "realm":
+        _need(st, 2, "a realm")
+        stats = attrs.evolve(stats, enabled=True, realm=" ".join(st.args[1:]))
+    elif sub == "auth":
+        if len(st.args) < 2 or ":" not in st.args[1]:
+            raise StatementError("'stats auth' expects <user>:<password> in argument.")
+        stats = attrs.evolve(stats, enabled=True, auths=stats.auths + (st.args[1],))
+    elif sub == "refresh":
+        _need(st, 2, "a time argument")
+        stats = attrs.evolve(stats, enabled=True, refresh=grammar.parse_time(st.args[1], "stats refresh"))
+    elif sub == "admin":
+        if px.kind == "defaults":
+            raise StatementError("'stats admin' not allowed in 'defaults' section.")
+        stats = attrs.evolve(stats, admin=parse_condition(st.args[1:], st.where, px.anon))
+    elif sub == "hide-version":
+        stats = attrs.evolve(stats, enabled=True, hide_version=True)
+    elif sub == "show-legends":
+        stats = attrs.evolve(stats, enabled=True, show_legends=True)
+    elif sub == "scope":
+        _need(st, 2, "a proxy name")
+        stats = attrs.evolve(stats, enabled=True, scopes=stats.scopes + (st.args[1],))
+    elif sub in ("show-node", "show-desc", "show-modules", "bind-process", "http-request"):
+        stats = attrs.evolve(stats, enabled=True)
+    elif sub == "socket" or sub == "timeout" or sub == "maxconn":
+        raise StatementError(f"'stats {sub}' is only allowed in 'global' section.")
+    else:
+        raise StatementError(
+            "'stats' expects 'admin', 'auth', 'enable', 'hide-version', 'http-request', 'realm', 'refresh', "
+            f"'scope', 'show-desc', 'show-legends', 'show-node' or 'uri' (got '{sub or ''}')."
+        )
+    px.values["stats"] = stats
+
+
+_many(PROXY, "log-tag max-keep-alive-queue load-server-state-from-file server-state-file-name email-alert "
+      "error-log-format http-reuse persist", "no-effect",
+      "Accepted for compatibility; haproxy-py's behaviour does not depend on it.")
+_many(PROXY, "cookie stick-table stick capture declare compression filter dispatch source rate-limit "
+      "unique-id-format unique-id-header errorloc errorloc302 errorloc303 errorfiles http-error force-persist "
+      "ignore-persist use-server retry-on hash-balance-factor use-fcgi-app log-format-sd http-send-name-header "
+      "external-check transparent appsession",
+      "unsupported", "A HAProxy feature that haproxy-py does not implement.")
+
