@@ -321,6 +321,7 @@ class Global:
     node: str | None = None
     description: str | None = None
     server_state_file: str | None = None
+    noreuseport: bool = False
 
 
 @attrs.frozen

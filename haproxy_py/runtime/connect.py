@@ -1,0 +1,213 @@
+"""Server choice, queueing, connection and retries for one backend.
+
+The balancer picks; `core.queue` decides who waits and who is woken; this module only parks tasks
+and opens sockets. It never looks at the algorithm's name.
+"""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+import math
+import socket
+
+import attrs
+import trio
+
+from haproxy_py.config.model import Proxy, Server
+from haproxy_py.core.lb import make_balancer
+from haproxy_py.core.lb.base import Balancer, PickContext
+from haproxy_py.core.queue import BackendQueue, Waiter
+from haproxy_py.core.server import ServerState
+
+
+class NoServer(Exception):
+    """No usable server (all down, in maintenance or weight 0)."""
+
+
+class QueueTimeout(Exception):
+    """Waited `timeout queue` for a slot without getting one."""
+
+
+class ConnectFailed(Exception):
+    """Every attempt to connect failed (refused or `timeout connect`)."""
+
+    def __init__(self, server: ServerState | None, timed_out: bool) -> None:
+        super().__init__("connection to server failed")
+        self.server = server
+        self.timed_out = timed_out
+
+
+def _ms(value: int | None) -> float:
+    return math.inf if not value else value / 1000.0
+
+
+@attrs.define(eq=False)
+class BackendRuntime:
+    """A backend as the data plane sees it: server states, balancer and queue."""
+
+    proxy: Proxy
+    servers: list[ServerState]
+    configs: dict[int, Server]  # id(ServerState) -> its config
+    balancer: Balancer
+    queue: BackendQueue = attrs.field(factory=BackendQueue)
+    _events: dict[int, trio.Event] = attrs.field(factory=dict)
+
+    @classmethod
+    def build(cls, proxy: Proxy) -> BackendRuntime:
+        states = []
+        configs = {}
+        for srv in proxy.servers:
+            st = ServerState(name=srv.name, puid=srv.id, weight=srv.weight, initial_weight=srv.weight,
+                             backup=srv.backup, maxconn=srv.maxconn, maxqueue=srv.maxqueue, maint=srv.disabled)
+            states.append(st)
+            configs[id(st)] = srv
+        params = attrs.evolve(proxy.balance, allbackups="allbackups" in proxy.options)
+        return cls(proxy=proxy, servers=states, configs=configs, balancer=make_balancer(states, params))
+
+    def server_changed(self) -> None:
+        """A server's usability or weight changed: rebuild the balancer and hand out free slots."""
+        self.balancer.recalc()
+        for s in self.servers:
+            if not s.usable:
+                for w in self.queue.drain_server(s):
+                    pass
+        for s in self.servers:
+            self._grant_free_slots(s)
+
+    # -- slots ----------------------------------------------------------------------------------
+    def _take(self, server: ServerState) -> None:
+        server.served += 1
+        server.counters.sessions_total += 1
+        server.counters.sessions_max = max(server.counters.sessions_max, server.served)
+
+    def release(self, server: ServerState) -> None:
+        """A session on `server` ended: its slot goes to the next waiter, if any."""
+        server.served -= 1
+        self._grant_free_slots(server)
+
+    def _grant_free_slots(self, server: ServerState) -> None:
+        while server.usable and not server.full:
+            w = self.queue.next_for(server)
+            if w is None:
+                return
+            self._take(server)
+            ev = self._events.pop(id(w), None)
+            if ev is not None:
+                ev.set()
+
+    async def acquire(self, ctx: PickContext, avoid: ServerState | None = None) -> ServerState:
+        """A server with one of its slots taken for the caller; may wait in a queue.
+
+        Raises NoServer when nothing is usable, QueueTimeout after `timeout queue` (which defaults
+        to `timeout connect`).
+        """
+        server = self.balancer.pick(ctx, avoid)
+        if server is None and not self.balancer.has_usable():
+            raise NoServer()
+        if server is not None and not server.full and self.queue.server_queue_length(server) == 0:
+            self._take(server)
+            return server
+        if server is not None and server.maxqueue and self.queue.server_queue_length(server) >= server.maxqueue:
+            server = None  # its queue is full: wait for any server instead
+        waiter = self.queue.enqueue(server)
+        event = trio.Event()
+        self._events[id(waiter)] = event
+        t = self.proxy.timeouts
+        try:
+            with trio.move_on_after(_ms(t.queue or t.connect)):
+                await event.wait()
+        finally:
+            self._events.pop(id(waiter), None)
+            if waiter.granted is None:
+                self.queue.cancel(waiter)
+            elif not event.is_set():
+                pass
+        if waiter.granted is None:
+            raise QueueTimeout()
+        return waiter.granted
+
+    # -- connect --------------------------------------------------------------------------------
+    def server_address(self, server: ServerState, client_port: int) -> tuple[int, tuple]:
+        cfg = self.configs[id(server)]
+        addr = cfg.address
+        if addr.family == "unix":
+            return socket.AF_UNIX, (addr.host,)
+        port = addr.port if addr.port is not None else client_port + addr.port_offset
+        fam = socket.AF_INET6 if addr.family == "ipv6" else socket.AF_INET
+        return fam, (addr.host, port)
+
+    async def connect(self, ctx: PickContext, client_port: int) -> tuple[socket.socket, ServerState]:
+        """Choose a server and connect to it, with HAProxy's retries and redispatch.
+
+        Raises NoServer, QueueTimeout or ConnectFailed. On success the caller owns the socket and
+        must call `release(server)` when the session ends.
+        """
+        retries = self.proxy.retries
+        connect_timeout = _ms(self.proxy.timeouts.connect)
+        server = await self.acquire(ctx)
+        attempt = 0
+        while True:
+            fam, addr = self.server_address(server, client_port)
+            sock = socket.socket(fam, socket.SOCK_STREAM)
+            sock.setblocking(False)
+            timed_out = False
+            try:
+                with trio.fail_after(connect_timeout):
+                    await _connect(sock, addr)
+                if fam != socket.AF_UNIX:
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                return sock, server
+            except trio.TooSlowError:
+                timed_out = True
+                sock.close()
+            except OSError:
+                sock.close()
+            except BaseException:
+                sock.close()
+                self.release(server)
+                raise
+            server.counters.connect_errors += 1
+            if attempt >= retries:
+                self.release(server)
+                raise ConnectFailed(server, timed_out)
+            attempt += 1
+            server.counters.retries += 1
+            if self._redispatch_now(attempt, retries):
+                self.release(server)
+                server.counters.redispatches += 1
+                server = await self.acquire(ctx, avoid=server)
+            else:
+                await trio.sleep(min(connect_timeout, 1.0))
+
+    def _redispatch_now(self, attempt: int, retries: int) -> bool:
+        r = self.proxy.redispatch
+        if r == 0:
+            return False
+        if r < 0:  # the last retry (or n-th before last)
+            return attempt == retries + 1 + r
+        return attempt % r == 0
+
+
+async def _connect(sock: socket.socket, addr: tuple) -> None:
+    try:
+        sock.connect(addr if len(addr) > 1 else addr[0])
+        return
+    except BlockingIOError:
+        pass
+    except OSError as e:
+        if e.errno not in (errno.EINPROGRESS, errno.EAGAIN):
+            raise
+    await trio.lowlevel.wait_writable(sock)
+    err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+    if err:
+        raise OSError(err, errno.errorcode.get(err, "connect failed"))
+
+
+def client_ip(peer: object) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    if isinstance(peer, tuple) and peer:
+        try:
+            return ipaddress.ip_address(peer[0])
+        except ValueError:
+            return None
+    return None

@@ -1,0 +1,218 @@
+"""End to end in mode tcp: a real haproxy-py process between real sockets on loopback."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import time
+from collections import Counter
+
+from conftest import free_port, read_line, wait_listening
+
+DEFAULTS = """\
+defaults
+    mode tcp
+    timeout connect 1s
+    timeout client 10s
+    timeout server 10s
+"""
+
+
+def config(port: int, servers: list[str], backend_extra: str = "", frontend_extra: str = "") -> str:
+    lines = [DEFAULTS, "frontend fe", f"    bind 127.0.0.1:{port}", "    default_backend be", frontend_extra,
+             "backend be", backend_extra]
+    lines += [f"    server {s}" for s in servers]
+    return "\n".join(lines) + "\n"
+
+
+def test_roundrobin_alternates_and_bytes_flow_both_ways(lb, tcp_servers) -> None:
+    s1, s2 = tcp_servers("s1"), tcp_servers("s2")
+    port = free_port()
+    lb.start(config(port, [f"s1 {s1.addr}", f"s2 {s2.addr}"]), [port])
+    names = []
+    for _ in range(6):
+        name, s = read_line(port)
+        s.close()
+        names.append(name)
+    assert names == ["s1", "s2", "s1", "s2", "s1", "s2"]
+
+
+def test_half_close_client_still_gets_whole_answer(lb, tcp_servers) -> None:
+    srv = tcp_servers("c", mode="collect")
+    port = free_port()
+    lb.start(config(port, [f"c {srv.addr}"]), [port])
+    payload = bytes(range(256)) * 4096  # 1 MiB
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(payload)
+        s.shutdown(socket.SHUT_WR)
+        got = b""
+        while chunk := s.recv(65536):
+            got += chunk
+    assert srv.received == [payload]
+    assert got.startswith(f"c got {len(payload)}\n".encode())
+    assert len(got) == len(f"c got {len(payload)}\n") + 200_000
+
+
+def test_no_usable_server_closes_client_at_once(lb) -> None:
+    dead = free_port()
+    port = free_port()
+    lb.start(config(port, [f"s1 127.0.0.1:{dead}"], backend_extra="    retries 0"), [port])
+    t0 = time.monotonic()
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        assert s.recv(10) == b""
+    assert time.monotonic() - t0 < 1.0
+
+
+def test_refused_server_is_retried_then_redispatched(lb, tcp_servers) -> None:
+    live = tcp_servers("live")
+    dead = free_port()
+    port = free_port()
+    lb.start(config(port, [f"dead 127.0.0.1:{dead}", f"live {live.addr}"],
+                    backend_extra="    retries 1\n    option redispatch"), [port])
+    names = Counter()
+    for _ in range(4):
+        name, s = read_line(port)
+        s.close()
+        names[name] += 1
+    assert names == Counter({"live": 4})
+
+
+def test_server_maxconn_queues_in_order_and_serves_later(lb, tcp_servers) -> None:
+    srv = tcp_servers("h", mode="hold")
+    port = free_port()
+    lb.start(config(port, [f"h {srv.addr} maxconn 1"], backend_extra="    timeout queue 5s"), [port])
+    first, s1 = read_line(port)
+    assert first == "h"
+    s2 = socket.create_connection(("127.0.0.1", port), timeout=5)
+    s2.settimeout(0.5)
+    try:
+        s2.recv(10)
+        raise AssertionError("the second connection reached the server while it was full")
+    except TimeoutError:
+        pass
+    assert srv.max_active == 1
+    s1.close()  # frees the slot (the hold server sees EOF only at release; closing our side is enough)
+    srv.release.set()
+    s2.settimeout(5)
+    assert s2.recv(10) == b"h\n"
+    assert srv.max_active == 1
+    s2.close()
+
+
+def test_queue_timeout_closes_waiting_client(lb, tcp_servers) -> None:
+    srv = tcp_servers("h", mode="hold")
+    port = free_port()
+    lb.start(config(port, [f"h {srv.addr} maxconn 1"], backend_extra="    timeout queue 300ms"), [port])
+    _, s1 = read_line(port)
+    t0 = time.monotonic()
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s2:
+        assert s2.recv(10) == b""
+    waited = time.monotonic() - t0
+    assert 0.2 < waited < 2.0
+    assert srv.accepted == 1
+    s1.close()
+
+
+def test_frontend_maxconn_leaves_clients_in_backlog(lb, tcp_servers) -> None:
+    srv = tcp_servers("e", mode="echo")
+    port = free_port()
+    lb.start(config(port, [f"e {srv.addr}"], frontend_extra="    maxconn 1"), [port])
+    a = socket.create_connection(("127.0.0.1", port), timeout=5)
+    a.sendall(b"a")
+    assert a.recv(1) == b"a"
+    b = socket.create_connection(("127.0.0.1", port), timeout=5)  # completes in the kernel backlog
+    b.sendall(b"b")
+    b.settimeout(0.5)
+    try:
+        b.recv(1)
+        raise AssertionError("a second connection was served beyond maxconn 1")
+    except TimeoutError:
+        pass
+    a.close()
+    b.settimeout(5)
+    assert b.recv(1) == b"b"
+    b.close()
+
+
+def test_bind_failure_is_reported_like_haproxy(lb) -> None:
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen(1)
+    port = holder.getsockname()[1]
+    try:
+        path = lb.write(config(port, ["s 127.0.0.1:1"]))
+        r = lb.run(["-db", "-f", path])
+        assert r.returncode == 1
+        assert f"for proxy fe: cannot bind socket (Address already in use) for [127.0.0.1:{port}]" in r.stderr
+        assert "Some protocols failed to start their listeners! Exiting." in r.stderr
+    finally:
+        holder.close()
+
+
+def test_soft_stop_finishes_sessions_then_exits_0(lb, tcp_servers) -> None:
+    srv = tcp_servers("e", mode="echo")
+    port = free_port()
+    proc = lb.start(config(port, [f"e {srv.addr}"]), [port])
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    s.sendall(b"1")
+    assert s.recv(1) == b"1"
+    proc.send_signal(signal.SIGUSR1)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        except ConnectionRefusedError:
+            break
+        time.sleep(0.02)
+    else:
+        raise AssertionError("still accepting after SIGUSR1")
+    s.sendall(b"2")
+    assert s.recv(1) == b"2"  # the established session is still served
+    assert proc.poll() is None
+    s.close()
+    assert proc.wait(5) == 0
+
+
+def test_hard_stop_on_sigterm(lb, tcp_servers) -> None:
+    srv = tcp_servers("e", mode="echo")
+    port = free_port()
+    proc = lb.start(config(port, [f"e {srv.addr}"]), [port])
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(5) == 0
+    s.settimeout(5)
+    assert s.recv(1) == b""
+    s.close()
+
+
+def test_daemon_mode_writes_pidfile_and_serves(lb, tcp_servers) -> None:
+    import os
+
+    srv = tcp_servers("d")
+    port = free_port()
+    pidfile = os.path.join(lb.workdir, "hp.pid")
+    path = lb.write(config(port, [f"d {srv.addr}"]))
+    r = lb.run(["-D", "-p", pidfile, "-f", path])
+    assert r.returncode == 0, r.stderr
+    with open(pidfile) as f:
+        pid = int(f.read())
+    try:
+        wait_listening(port, None)
+        name, s = read_line(port)
+        s.close()
+        assert name == "d"
+    finally:
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and os.path.exists(f"/proc/{pid}") and _not_zombie(pid):
+        time.sleep(0.02)
+    assert not _not_zombie(pid)
+
+
+def _not_zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ", 1)[1][0] != "Z"
+    except OSError:
+        return False
