@@ -1,10 +1,15 @@
 """`if`/`unless` conditions and ACL lines: words -> Condition / Acl values.
 
 Only the structure is decided here (which ACL names, AND/OR/negation, anonymous `{ }` blocks);
-what a fetch or a matcher means belongs to the ACL engine.
+what a fetch or a matcher means belongs to the ACL engine. The parser is as lenient as HAProxy 2.6's
+`parse_acl_cond()`: stray `or`/`||`, a dangling `!` or an empty condition are accepted, and the
+only structural errors are an unclosed `{` and an unknown ACL name (checked by the caller, which
+knows which ACLs the section declared so far).
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable, Container
 
 import attrs
 
@@ -24,16 +29,27 @@ ACL_FLAGS_WITH_ARG = frozenset({"-f", "-m", "-M", "-u"})
 ACL_FLAGS = frozenset({"-i", "-n", "--"}) | ACL_FLAGS_WITH_ARG
 MATCH_METHODS = frozenset({"found", "bool", "int", "ip", "bin", "len", "str", "sub", "reg", "beg", "end", "dir", "dom"})
 
+# Validates an ACL's sample expression; raises ConditionError with HAProxy's text. Set by keywords
+# (which knows the fetch/converter tables) so that this module stays free of them.
+FetchChecker = Callable[[str, list[str], list[str]], None]
+
+
+class ConditionError(StatementError):
+    """A condition or ACL could not be parsed; `message` is HAProxy's inner text (the caller adds
+    the context HAProxy puts around it, which differs for every rule family)."""
+
 
 @attrs.define
 class AnonymousAcls:
     """Collects the `{ ... }` ACLs of one proxy, naming them so conditions can refer to them."""
 
     acls: list[Acl] = attrs.field(factory=list)
+    # anonymous ACLs inherited from a defaults section keep their names; new ones number after them
+    offset: int = 0
 
-    def add(self, words: list[str], where: Location) -> str:
-        name = f"{{anon#{len(self.acls) + 1}}}"
-        self.acls.append(parse_acl([name, *words], where))
+    def add(self, words: list[str], where: Location, check: FetchChecker | None = None) -> str:
+        name = f"{{anon#{self.offset + len(self.acls) + 1}}}"
+        self.acls.append(parse_acl_expression(name, words, where, check))
         return name
 
 
@@ -45,85 +61,109 @@ def split_condition(words: list[str]) -> tuple[list[str], list[str] | None]:
     return words, None
 
 
-def parse_condition(words: list[str], where: Location, anon: AnonymousAcls) -> Condition:
-    """`if|unless term [term...] [or|'||' term...]`, terms being `[!]name` or `[!]{ fetch ... }`."""
+def parse_condition(words: list[str], where: Location, anon: AnonymousAcls,
+                    known: Container[str] | None = None, check: FetchChecker | None = None) -> Condition:
+    """`if|unless term [term...] [or|'||' term...]`, terms being `[!]name` or `[!]{ fetch ... }`.
+
+    `known` (when given) holds the ACL names the section declared so far; any other name (not
+    predefined) is "no such ACL". Raises ConditionError.
+    """
     if not words or words[0] not in ("if", "unless"):
-        raise StatementError("condition must start with 'if' or 'unless'")
+        raise ConditionError("condition must start with 'if' or 'unless'")
     negate = words[0] == "unless"
     body = words[1:]
-    if not body:
-        raise StatementError(f"missing condition after '{words[0]}'")
     ors: list[tuple[tuple[bool, str], ...]] = []
     current: list[tuple[bool, str]] = []
+    neg = False
     i = 0
     while i < len(body):
         w = body[i]
         if w in ("or", "||"):
-            if not current:
-                raise StatementError(f"missing ACL before '{w}' in condition")
-            ors.append(tuple(current))
+            if current:
+                ors.append(tuple(current))
             current = []
+            neg = False
             i += 1
             continue
-        neg = False
         while w.startswith("!"):
             neg = not neg
             w = w[1:]
-            if w == "":
-                i += 1
-                if i >= len(body):
-                    raise StatementError("missing ACL after '!' in condition")
-                w = body[i]
+        if w == "":
+            i += 1
+            continue
         if w == "{":
             try:
                 end = body.index("}", i + 1)
             except ValueError:
-                raise StatementError("missing closing '}' in condition") from None
-            inner = body[i + 1 : end]
-            if not inner:
-                raise StatementError("empty anonymous ACL '{ }' in condition")
-            current.append((neg, anon.add(inner, where)))
+                raise ConditionError("missing closing '}' in condition") from None
+            current.append((neg, anon.add(body[i + 1 : end], where, check)))
+            neg = False
             i = end + 1
             continue
-        if w == "}":
-            raise StatementError("unexpected '}' in condition")
+        if known is not None and w not in PREDEFINED_ACLS and w not in known:
+            raise ConditionError(f"no such ACL : '{w}'")
         current.append((neg, w))
+        neg = False
         i += 1
-    if not current:
-        raise StatementError("missing ACL at the end of condition")
-    ors.append(tuple(current))
+    if current:
+        ors.append(tuple(current))
     return Condition(negate=negate, terms=tuple(ors), text=" ".join(words))
 
 
-def parse_acl(words: list[str], where: Location) -> Acl:
-    """`name fetch[,conv...] [flags] [operator] pattern...` (words start with the ACL name)."""
-    if len(words) < 2:
-        raise StatementError("'acl' expects an ACL name and a sample fetch.")
-    name, fetch = words[0], words[1]
-    if not name.startswith("{anon#"):
-        for c in name:
-            if not (c.isalnum() or c in "-_.:"):
-                raise StatementError(f"invalid character '{c}' in ACL name '{name}'.")
+def check_acl_name(name: str) -> None:
+    """ACL names: letters, digits, '-', '_', '.', ':' (HAProxy's invalid_char())."""
+    for c in name:
+        if not (c.isascii() and (c.isalnum() or c in "-_.:")):
+            raise StatementError(f"character '{c}' is not permitted in acl name '{name}'.")
+
+
+def parse_acl_expression(name: str, words: list[str], where: Location, check: FetchChecker | None = None) -> Acl:
+    """`fetch[,conv...] [flags] [operator] pattern...` of ACL `name`. Raises ConditionError."""
+    fetch = words[0] if words else ""
+    if fetch == "":
+        raise ConditionError("missing fetch method in ACL expression ''")
     flags: list[str] = []
-    i = 2
+    i = 1
     while i < len(words) and words[i].startswith("-"):
         f = words[i]
         if f == "--":
             i += 1
             break
         if f not in ACL_FLAGS:
-            break  # e.g. a negative integer pattern
+            if len(f) > 1 and f[1].isdigit():
+                break  # a negative integer pattern
+            raise ConditionError(
+                f"'{f}' is not a valid ACL option. Please use '--' before any pattern beginning with a '-'"
+            )
         if f in ACL_FLAGS_WITH_ARG:
-            if i + 1 >= len(words):
-                raise StatementError(f"missing argument after '{f}' in ACL '{name}'.")
-            if f == "-m" and words[i + 1] not in MATCH_METHODS:
-                raise StatementError(f"'-m' : unknown match method '{words[i + 1]}' for ACL expression '{fetch}'.")
-            flags += [f, words[i + 1]]
+            value = words[i + 1] if i + 1 < len(words) else ""
+            if f == "-m" and value not in MATCH_METHODS:
+                raise ConditionError(f"unknown matching method '{value}' when parsing ACL expression")
+            if f == "-f" and value == "":
+                raise ConditionError("failed to open pattern file <>")
+            flags += [f, value]
             i += 2
         else:
             flags.append(f)
             i += 1
-    return Acl(name=name, fetch=fetch, flags=tuple(flags), patterns=tuple(words[i:]), where=where)
+    patterns = words[i:]
+    if check is not None:
+        check(fetch, flags, patterns)
+    return Acl(name=name, fetch=fetch, flags=tuple(flags), patterns=tuple(patterns), where=where)
+
+
+def parse_acl(words: list[str], where: Location, check: FetchChecker | None = None) -> Acl:
+    """`name fetch[,conv...] [flags] [operator] pattern...` (words start with the ACL name).
+
+    Raises StatementError with HAProxy's full message.
+    """
+    name = words[0] if words else ""
+    if not name.startswith("{anon#"):
+        check_acl_name(name)
+    try:
+        return parse_acl_expression(name, words[1:], where, check)
+    except ConditionError as e:
+        raise StatementError(f"error detected while parsing ACL '{name}' : {e.message}.") from None
 
 
 def condition_acl_names(cond: Condition) -> list[str]:

@@ -30,6 +30,15 @@ class Diagnostic:
     message: str
     where: Location | None = None
     server: str | None = None  # "be/s1" for server-keyword messages
+    # How HAProxy writes the location, which differs by message family:
+    #   "parsing"  `parsing [f:l] : msg`  (keyword handlers)
+    #   "tight"    `parsing [f:l]: msg`   (tokenizer, `.if` directives, out-of-section keywords)
+    #   "Parsing"  `Parsing [f:l]: msg`   (duplicate names and some post-section checks)
+    #   "bracket"  `[f:l] : msg`          (server-level keywords; also used with `server`)
+    form: str = "parsing"
+    # An ALERT HAProxy prints without refusing the configuration (e.g. an address on a
+    # `frontend` line); only fatal alerts make the load fail.
+    fatal: bool = True
 
     def render(self, pid: int | None = None) -> str:
         pid = os.getpid() if pid is None else pid
@@ -37,6 +46,12 @@ class Diagnostic:
             body = self.message
         elif self.server is not None:
             body = f"[{self.where}] : 'server {self.server}' : {self.message}"
+        elif self.form == "tight":
+            body = f"parsing [{self.where}]: {self.message}"
+        elif self.form == "Parsing":
+            body = f"Parsing [{self.where}]: {self.message}"
+        elif self.form == "bracket":
+            body = f"[{self.where}] : {self.message}"
         else:
             body = f"parsing [{self.where}] : {self.message}"
         head = f"[{self.level}]".ljust(10)
@@ -51,7 +66,8 @@ class ConfigError(Exception):
 
     def __init__(self, diagnostics: list[Diagnostic]) -> None:
         self.diagnostics = list(diagnostics)
-        alerts = [d for d in self.diagnostics if d.level == "ALERT"]
+        alerts = [d for d in self.diagnostics if d.level == "ALERT" and d.fatal]
+        alerts = alerts or [d for d in self.diagnostics if d.level == "ALERT"]
         first = alerts[0] if alerts else (self.diagnostics[0] if self.diagnostics else None)
         super().__init__(first.render(0) if first else "configuration error")
 
@@ -67,7 +83,9 @@ class StatementError(Exception):
     prints in its server form.
     """
 
-    def __init__(self, message: str, server: str | None = None) -> None:
+    def __init__(self, message: str, server: str | None = None, form: str = "parsing", fatal: bool = True) -> None:
         super().__init__(message)
         self.message = message
         self.server = server
+        self.form = form
+        self.fatal = fatal

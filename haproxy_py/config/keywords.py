@@ -47,9 +47,11 @@ class Statement:
     diagnostics: list[Diagnostic]
     prefix: str | None = None  # "no" | "default"
     resolve: bool = True
+    # `default-path` in effect: the directory relative file names are taken from (None: the cwd)
+    base_dir: str | None = None
 
-    def warn(self, message: str, server: str | None = None) -> None:
-        self.diagnostics.append(Diagnostic("WARNING", message, self.where, server))
+    def warn(self, message: str, server: str | None = None, form: str = "parsing") -> None:
+        self.diagnostics.append(Diagnostic("WARNING", message, self.where, server, form=form))
 
     def arg(self, i: int) -> str | None:
         return self.args[i] if i < len(self.args) else None
@@ -66,15 +68,26 @@ class ProxyDraft:
     default_server: dict[str, Any] = attrs.field(factory=dict)
     anon: AnonymousAcls = attrs.field(factory=AnonymousAcls)
     server_names: dict[str, Location] = attrs.field(factory=dict)
+    # ACL names declared in this section so far. HAProxy resolves a condition's ACL names while
+    # parsing the rule, against the ACLs of the section itself: ACLs written earlier in the same
+    # section only, never those of the defaults section a proxy inherits from.
+    own_acls: set[str] = attrs.field(factory=set)
 
     @property
     def label(self) -> str:
-        return f"{self.kind} '{self.name}'"
+        return f"{'proxy' if self.kind == 'listen' else self.kind} '{self.name}'"
 
     def inherit(self, kind: str, name: str, where: Location) -> ProxyDraft:
-        """A new proxy section starting as a copy of this defaults section."""
+        """A new proxy section starting as a copy of this defaults section.
+
+        Inherited rules keep their own (inherited) ACLs so they can still be evaluated, but those
+        ACL names are not visible to the new section's own rules, as in HAProxy.
+        """
         values = {k: v for k, v in self.values.items() if k not in ("name", "kind", "where")}
-        return ProxyDraft(kind=kind, name=name, where=where, values=values, default_server=dict(self.default_server))
+        inherited_anon = sum(1 for a in values.get("acls", ()) if a.name.startswith("{anon#")) + len(self.anon.acls)
+        draft = ProxyDraft(kind=kind, name=name, where=where, values=values, default_server=dict(self.default_server))
+        draft.anon.offset = inherited_anon
+        return draft
 
     def append(self, field: str, *items: Any) -> None:
         self.values[field] = tuple(self.values.get(field, ())) + items
@@ -144,7 +157,9 @@ def _need(st: Statement, n: int, usage: str) -> None:
 
 
 def _no_extra(st: Statement, n: int) -> None:
-    if len(st.args) > n:
+    """HAProxy's too_many_args(): only the first word after the allowed ones matters, and an empty
+    word there (`""`) counts as the end of the line."""
+    if len(st.args) > n and st.args[n] != "":
         raise StatementError(f"'{st.keyword}' cannot handle unexpected argument '{st.args[n]}'.")
 
 
@@ -221,17 +236,9 @@ def _g_nbproc(st: Statement, g: dict[str, Any]) -> None:
     )
 
 
-def _g_tune_size(field: str) -> GlobalHandler:
-    def handler(st: Statement, g: dict[str, Any]) -> None:
-        _need(st, 1, "an integer argument")
-        g[field] = grammar.parse_int(st.args[0], st.keyword, 1)
+from haproxy_py.config.tune import register_tune_keywords  # noqa: E402  (needs gkw/Keyword above)
 
-    return handler
-
-
-gkw("tune.bufsize", "tune.bufsize <bytes>", "Buffer size; bounds the size of HTTP request/response heads.")(_g_tune_size("bufsize"))
-gkw("tune.maxrewrite", "tune.maxrewrite <bytes>", "Part of the buffer reserved for header rewriting.")(_g_tune_size("maxrewrite"))
-gkw("tune.http.maxhdr", "tune.http.maxhdr <n>", "Maximum number of headers in a request or response (default 101).")(_g_tune_size("max_http_headers"))
+register_tune_keywords(GLOBAL, Keyword)
 
 
 _LOG_FACILITIES = (
@@ -379,30 +386,67 @@ GLOBAL["noreuseport"] = attrs.evolve(GLOBAL["noreuseport"], handler=_g_flag("nor
 _many(
     GLOBAL,
     "ca-base crt-base cpu-map busy-polling maxpipes nosplice noepoll nopoll noevports nokqueue nogetaddrinfo "
-    "set-dumpable strict-limits insecure-fork-wanted insecure-setuid-wanted expose-experimental-directives "
-    "numa-cpu-mapping profiling.tasks profiling.memory mworker-max-reloads localpeer unix-bind "
+    "set-dumpable strict-limits insecure-fork-wanted insecure-setuid-wanted "
+    "numa-cpu-mapping profiling.tasks mworker-max-reloads localpeer unix-bind "
     "log-send-hostname log-tag ssl-default-bind-ciphers ssl-default-bind-ciphersuites ssl-default-bind-curves "
-    "ssl-default-bind-options ssl-default-bind-sigalgs ssl-default-bind-client-sigalgs ssl-default-server-ciphers "
-    "ssl-default-server-ciphersuites ssl-default-server-options ssl-default-server-sigalgs "
-    "ssl-default-server-client-sigalgs ssl-dh-param-file ssl-server-verify ssl-skip-self-issued-ca "
-    "ssl-engine ssl-mode-async ssl-load-extra-files ssl-load-extra-del-ext issuers-chain-path "
+    "ssl-default-bind-options ssl-default-server-ciphers "
+    "ssl-default-server-ciphersuites ssl-default-server-options "
+    "ssl-dh-param-file ssl-server-verify ssl-skip-self-issued-ca "
+    "ssl-mode-async ssl-load-extra-files ssl-load-extra-del-ext issuers-chain-path "
     "maxconnrate maxsessrate maxsslconn maxsslrate maxcomprate maxcompcpuusage maxzlibmem "
-    "pp2-never-send-local fd-hard-limit cluster-secret thread-groups thread-group debug "
+    "pp2-never-send-local fd-hard-limit cluster-secret thread-groups thread-group "
     "h2-workaround-bogus-websocket-clients server-state-base lua-prepend-path external-check "
     "httpclient.resolvers.id httpclient.resolvers.prefer httpclient.ssl.ca-file httpclient.ssl.verify "
-    "httpclient.retries httpclient.timeout.connect set-var set-var-fmt presetenv-log stats-file "
-    "anonkey tune.ssl.default-dh-param",
+    "set-var set-var-fmt no-memory-trimming namespace_list",
     "no-effect",
     "Accepted for compatibility; it tunes something haproxy-py does differently or does not have (TLS, "
     "threads, pollers), so it changes nothing observable.",
 )
 _many(GLOBAL, "h1-case-adjust h1-case-adjust-file", "ignored", "Header case adjustment is not implemented; header names are sent lower-case.")
-_many(GLOBAL, "lua-load lua-load-per-thread 51degrees-data-file 51degrees-property-name-list "
-      "deviceatlas-json-file wurfl-data-file ssl-provider ssl-provider-path ssl-propquery",
-      "unsupported", "Lua, device detection and OpenSSL providers are not available in haproxy-py.")
+_many(GLOBAL, "h1-accept-payload-with-any-method", "ignored",
+      "Accepting a payload on GET/HEAD/DELETE HTTP/1.0 requests is not implemented.")
+_many(GLOBAL, "lua-load lua-load-per-thread ssl-provider ssl-provider-path ssl-propquery",
+      "unsupported", "Lua and OpenSSL providers are not available in haproxy-py.")
 
-# tune.* other than the three above: accepted, no effect
-TUNE_PREFIX_SUMMARY = "Other tune.* settings are accepted and have no effect."
+
+@gkw("expose-experimental-directives", "expose-experimental-directives",
+     "Allow experimental directives (such as tune.fd.edge-triggered) in the rest of the configuration.",
+     status="no-effect")
+def _g_experimental(st: Statement, g: dict[str, Any]) -> None:
+    g["_experimental"] = True
+
+
+@gkw("default-path", "default-path current|config|parent|origin <path>",
+     "Directory that relative file names (errorfile, ACL -f files) are taken from, for the rest of the file.")
+def _g_default_path(st: Statement, g: dict[str, Any]) -> None:
+    import os
+
+    kind = st.arg(0) or ""
+    modes = "supported modes include 'current', 'config', 'parent', and 'origin'."
+    if kind == "origin":
+        if len(st.args) < 2 or st.args[1] == "":
+            raise StatementError("'default-path origin' expects a directory as an argument.")
+        base = st.args[1]
+        if not os.path.isdir(base):
+            raise StatementError(f"couldn't set 'default-path' to origin '{base}': No such file or directory.")
+    elif kind in ("current", "config", "parent"):
+        config_dir = os.path.dirname(os.path.abspath(st.where.file))
+        base = {"current": os.getcwd(), "config": config_dir, "parent": os.path.dirname(config_dir)}[kind]
+    elif kind == "":
+        raise StatementError(f"missing default-path mode '' for 'default-path', {modes}")
+    else:
+        raise StatementError(f"unsupported default-path mode '{kind}' for 'default-path', {modes}")
+    g["_default_path"] = base
+
+
+def resolve_path(st: Statement, path: str) -> str:
+    """A file name as HAProxy opens it: relative names are taken from `default-path` if set."""
+    import os
+
+    if st.base_dir is None or os.path.isabs(path):
+        return path
+    return os.path.join(st.base_dir, path)
+
 
 
 # ----------------------------------------------------------------------------------------------

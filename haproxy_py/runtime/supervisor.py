@@ -20,7 +20,9 @@ import attrs
 import trio
 
 from haproxy_py.config.model import Config
+from haproxy_py.runtime.checks import run_checks
 from haproxy_py.runtime.connect import BackendRuntime
+from haproxy_py.runtime.http_session import http_session
 from haproxy_py.runtime.listeners import ConnLimit, Listener, accept_loop
 from haproxy_py.runtime.session import FrontendRuntime, tcp_session
 
@@ -68,11 +70,16 @@ async def serve(config: Config, listeners: list[Listener], *, handle_signals: bo
     accept_scope = trio.CancelScope()
 
     async def handle(conn: socket.socket, listener: Listener) -> None:
-        await tcp_session(conn, rt.frontends[listener.proxy.name])
+        frontend = rt.frontends[listener.proxy.name]
+        if listener.proxy.mode == "http":
+            await http_session(conn, frontend, rt)
+        else:
+            await tcp_session(conn, frontend)
 
     async with trio.open_nursery() as outer:
         if handle_signals:
             outer.start_soon(_signals, accept_scope, outer.cancel_scope, config)
+        outer.start_soon(run_checks, rt)
         async with trio.open_nursery() as sessions:
             with accept_scope:
                 async with trio.open_nursery() as acceptors:
