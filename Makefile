@@ -7,7 +7,7 @@ CONFORMANCE := $(SHARED)/conformance
 PREFIX ?= /usr/local
 DESTDIR ?=
 
-.PHONY: all venv run test unit conformance check-samples docs bench clean
+.PHONY: all venv run test unit conformance check-samples docs bench clean install
 
 all: venv
 
@@ -46,3 +46,25 @@ docs: venv
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis
+
+## make install: the package (with its dependencies) under $(PREFIX)/lib/haproxy-py, the command,
+## the SysV script, the systemd unit and a sample /etc/haproxy-py/haproxy.cfg (DESTDIR honoured)
+SYSCONFDIR ?= /etc
+INITDIR ?= $(SYSCONFDIR)/init.d
+UNITDIR ?= /lib/systemd/system
+install:
+	$(PYTHON) -m pip install -q --no-compile --target "$(DESTDIR)$(PREFIX)/lib/haproxy-py" .
+	install -d "$(DESTDIR)$(PREFIX)/bin" "$(DESTDIR)$(INITDIR)" "$(DESTDIR)$(SYSCONFDIR)/haproxy-py" \
+		"$(DESTDIR)$(UNITDIR)" "$(DESTDIR)$(PREFIX)/share/doc/haproxy-py"
+	printf '#!/bin/sh\nPYTHONPATH="%s$${PYTHONPATH:+:$$PYTHONPATH}" exec %s -m haproxy_py "$$@"\n' \
+		"$(PREFIX)/lib/haproxy-py" "$$($(PYTHON) -c 'import sys; print(sys.executable)')" \
+		> "$(DESTDIR)$(PREFIX)/bin/haproxy-py"
+	chmod 755 "$(DESTDIR)$(PREFIX)/bin/haproxy-py"
+	sed 's|^BIN=.*|BIN=$${BIN:-$(PREFIX)/bin/haproxy-py}|' init/haproxy-py > "$(DESTDIR)$(INITDIR)/haproxy-py"
+	chmod 755 "$(DESTDIR)$(INITDIR)/haproxy-py"
+	sed 's|/usr/local/bin/haproxy-py|$(PREFIX)/bin/haproxy-py|g' init/haproxy-py.service > "$(DESTDIR)$(UNITDIR)/haproxy-py.service"
+	[ -e "$(DESTDIR)$(SYSCONFDIR)/haproxy-py/haproxy.cfg" ] || \
+		install -m 644 samples/haproxy.cfg "$(DESTDIR)$(SYSCONFDIR)/haproxy-py/haproxy.cfg"
+	install -m 644 README.md docs/keywords.md "$(DESTDIR)$(PREFIX)/share/doc/haproxy-py/" 2>/dev/null || \
+		install -m 644 README.md "$(DESTDIR)$(PREFIX)/share/doc/haproxy-py/"
+	@echo "installed; register the service with 'chkconfig --add haproxy-py' (RHEL) or 'update-rc.d haproxy-py defaults' (Debian)"

@@ -207,3 +207,91 @@ def read_line(port: int, src: str | None = None, timeout: float = 5.0) -> tuple[
             break
         data += chunk
     return data.decode().strip(), s
+
+
+def listening_inodes(port: int) -> set[str]:
+    inodes = set()
+    for path in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(path) as f:
+                lines = f.readlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            parts = line.split()
+            if parts[3] == "0A" and int(parts[1].rsplit(":", 1)[1], 16) == port:
+                inodes.add(parts[9])
+    return inodes
+
+
+def pid_listens_on(pid: int, port: int) -> bool:
+    wanted = listening_inodes(port)
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return False
+    for fd in fds:
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:[") and target[8:-1] in wanted:
+            return True
+    return False
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ", 1)[1][0] != "Z"
+    except OSError:
+        return False
+
+
+def wait_until(pred, timeout: float, interval: float = 0.02) -> bool:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(interval)
+    return bool(pred())
+
+
+class Hammer:
+    """Client threads making short connections (read the greeting line, close), counting failures."""
+
+    def __init__(self, port: int, clients: int = 4, max_seconds: float = 30.0) -> None:
+        self.port = port
+        self.ok = 0
+        self.failures: list[str] = []
+        self.seen: set[str] = set()
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._max = max_seconds
+        self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(clients)]
+
+    def __enter__(self) -> "Hammer":
+        for t in self._threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join(10)
+
+    def _run(self) -> None:
+        end = time.monotonic() + self._max
+        while not self._stop.is_set() and time.monotonic() < end:
+            try:
+                name, s = read_line(self.port, timeout=5)
+                s.close()
+                with self._lock:
+                    if name:
+                        self.ok += 1
+                        self.seen.add(name)
+                    else:
+                        self.failures.append("empty answer")
+            except OSError as e:
+                with self._lock:
+                    self.failures.append(repr(e))

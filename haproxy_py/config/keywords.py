@@ -9,17 +9,27 @@ haproxy-py does not), `unsupported` (an alert: running without it would be wrong
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import attrs
 
 from haproxy_py.config import grammar
-from haproxy_py.config.conditions import AnonymousAcls, parse_acl, parse_condition, split_condition
+from haproxy_py.config.conditions import (
+    AnonymousAcls,
+    ConditionError,
+    check_acl_name,
+    parse_acl,
+    parse_condition,
+    split_condition,
+)
 from haproxy_py.config.errors import Diagnostic, Location, StatementError
 from haproxy_py.config.lexer import expand_address_vars
 from haproxy_py.config.model import (
     CheckRule,
+    Condition,
     ForwardFor,
     HttpCheck,
     LogTarget,
@@ -52,6 +62,10 @@ class Statement:
 
     def warn(self, message: str, server: str | None = None, form: str = "parsing") -> None:
         self.diagnostics.append(Diagnostic("WARNING", message, self.where, server, form=form))
+
+    def plain_warn(self, message: str) -> None:
+        """A warning HAProxy prints without a location (e.g. trailing characters after a time unit)."""
+        self.diagnostics.append(Diagnostic("WARNING", message))
 
     def arg(self, i: int) -> str | None:
         return self.args[i] if i < len(self.args) else None
@@ -115,7 +129,7 @@ class Keyword:
     handler: Callable[..., None] | None = None
     differs: str = ""
     wrong_cap_alert: bool = False  # outside `caps`: an alert rather than HAProxy's "ignored" warning
-    named_defaults_only: bool = False
+    negatable: bool = False  # options: accepts `no option X`
 
 
 GLOBAL: dict[str, Keyword] = {}
@@ -194,7 +208,7 @@ def _g_time(field: str) -> GlobalHandler:
     def handler(st: Statement, g: dict[str, Any]) -> None:
         _need(st, 1, "a time argument")
         _no_extra(st, 1)
-        g[field] = grammar.parse_time(st.args[0], st.keyword)
+        g[field] = grammar.parse_time(st.args[0], st.keyword, warn=st.plain_warn)
 
     return handler
 
@@ -236,6 +250,7 @@ def _g_nbproc(st: Statement, g: dict[str, Any]) -> None:
     )
 
 
+from haproxy_py.config.tune import atol as tune_atol  # noqa: E402
 from haproxy_py.config.tune import register_tune_keywords  # noqa: E402  (needs gkw/Keyword above)
 
 register_tune_keywords(GLOBAL, Keyword)
@@ -348,7 +363,7 @@ def _g_stats(st: Statement, g: dict[str, Any]) -> None:
         )
     elif sub == "timeout":
         _need(st, 2, "a time argument")
-        g["stats_timeout"] = grammar.parse_time(st.args[1], "stats timeout")
+        g["stats_timeout"] = grammar.parse_time(st.args[1], "stats timeout", warn=st.plain_warn)
     elif sub == "maxconn":
         g["stats_maxconn"] = grammar.parse_int(st.arg(1), "stats maxconn", 1)
     elif sub == "bind-process":
@@ -517,10 +532,11 @@ def _p_timeout(st: Statement, px: ProxyDraft) -> None:
     field, caps = _TIMEOUTS[name]
     if len(st.args) < 2:
         raise StatementError(f"'timeout {name}' expects an integer value (in milliseconds)")
-    _no_extra(st, 2)
-    value = grammar.parse_time(st.args[1], f"timeout {name}")
+    if len(st.args) > 2 and st.args[2] != "":
+        raise StatementError(f"'timeout {name}' : unexpected extra argument '{st.args[2]}' after value '{st.args[1]}'.")
+    value = grammar.parse_time(st.args[1], f"timeout {name}", warn=st.plain_warn)
     if not _cap_ok(px.kind, caps):
-        st.warn(f"'timeout {name}' ignored because {px.label} has no {_cap_name(caps)} capability.")
+        st.warn(f"'timeout {name}' will be ignored because {px.label} has no {_cap_name(caps)} capability")
         return
     px.values["timeouts"] = attrs.evolve(px.timeouts(), **{field: value})
 
@@ -538,45 +554,63 @@ for _old, _new in _REMOVED_TIMEOUTS.items():
     PROXY[_old] = Keyword(_old, f"{_old} <time>", f"Removed in HAProxy 2.1: use '{_new}'.", status="removed",
                           handler=_removed_timeout)
 
+# HAProxy 2.6's own messages for keywords it removed (their wording varies from one keyword to the
+# next; operators grep for them, so they are kept verbatim).
 _REMOVED_REQ = {
-    "reqadd": "http-request add-header", "reqrep": "http-request replace-header",
-    "reqirep": "http-request replace-header", "reqdel": "http-request del-header",
-    "reqidel": "http-request del-header", "reqdeny": "http-request deny", "reqideny": "http-request deny",
-    "reqpass": "http-request allow", "reqipass": "http-request allow", "reqallow": "http-request allow",
-    "reqiallow": "http-request allow", "reqtarpit": "http-request tarpit", "reqitarpit": "http-request tarpit",
-    "reqsetbe": "use_backend", "reqisetbe": "use_backend", "rspadd": "http-response add-header",
-    "rsprep": "http-response replace-header", "rspirep": "http-response replace-header",
-    "rspdel": "http-response del-header", "rspidel": "http-response del-header",
-    "rspdeny": "http-response deny", "rspideny": "http-response deny",
+    "reqadd": "The 'reqadd' directive is not supported anymore since HAProxy 2.1. Use 'http-request add-header' instead.",
+    "reqallow": "The 'reqallow' directive is not supported anymore since HAProxy 2.1. Use 'http-request allow' instead.",
+    "reqdel": "The 'reqdel' directive is not supported anymore since HAProxy 2.1. Use 'http-request del-header' instead.",
+    "reqdeny": "The 'reqdeny' not supported anymore since HAProxy 2.1. Use 'http-request deny' instead.",
+    "reqiallow": "The 'reqiallow' directive is not supported anymore since HAProxy 2.1. Use 'http-request allow' instead.",
+    "reqidel": "The 'reqidel' directive is not supported anymore since HAProxy 2.1. Use 'http-request del-header' instead.",
+    "reqideny": "The 'reqideny' directive is not supported anymore since HAProxy 2.1. Use 'http-request deny' instead.",
+    "reqipass": "The 'reqipass' directive is not supported anymore since HAProxy 2.1.",
+    "reqirep": "The 'reqirep' directive is not supported anymore since HAProxy 2.1. Use 'http-request replace-header' instead.",
+    "reqitarpit": "The 'reqitarpit' directive is not supported anymore since HAProxy 2.1. Use 'http-request tarpit' instead.",
+    "reqpass": "The 'reqpass' not supported anymore since HAProxy 2.1.",
+    "reqrep": "The 'reqrep' directive is not supported anymore since HAProxy 2.1. Use 'http-request replace-path', "
+              "'http-request replace-uri' or 'http-request replace-header' instead.",
+    "reqtarpit": "The 'reqtarpit' directive is not supported anymore since HAProxy 2.1. Use 'http-request tarpit' instead.",
+    "rspadd": "The 'rspadd' directive is not supported anymore since HAProxy 2.1. Use 'http-response add-header' instead.",
+    "rspdel": "The 'rspdel' directive is not supported anymore since HAProxy 2.1. Use 'http-response del-header' .",
+    "rspdeny": "The 'rspdeny' directive is not supported anymore since HAProxy 2.1. Use 'http-response deny' instead.",
+    "rspidel": "The 'rspidel' directive is not supported anymore since HAProxy 2.1. Use 'http-response del-header' instead.",
+    "rspideny": "The 'rspideny' directive is not supported anymore since HAProxy 2.1. Use 'http-response deny' instead.",
+    "rspirep": "The 'rspirep' directive is not supported anymore since HAProxy 2.1. Use 'http-response replace-header' instead.",
+    "rsprep": "The 'rsprep' directive is not supported anymore since HAProxy 2.1. Use 'http-response replace-header' instead.",
+    "cliexp": "The 'cliexp' directive is not supported anymore since HAProxy 2.1. Use 'http-request replace-path', "
+              "'http-request replace-uri' or 'http-request replace-header' instead.",
+    "srvexp": "The 'srvexp' directive is not supported anymore since HAProxy 2.1. Use 'http-response replace-header' instead.",
+    "block": "The 'block' directive is not supported anymore since HAProxy 2.1. Use 'http-request deny' which uses "
+             "the exact same syntax.",
+    "redisp": "keyword 'redisp' directive is not supported anymore since HAProxy 2.1. Use 'option redispatch'.",
+    "redispatch": "keyword 'redispatch' directive is not supported anymore since HAProxy 2.1. Use 'option redispatch'.",
+    "appsession": "'appsession' is not supported anymore since HAProxy 1.6.",
+    "grace": "the 'grace' keyword is not supported any more since HAProxy version 2.5.",
 }
 
 
 def _removed_req(st: Statement, px: ProxyDraft) -> None:
+    raise StatementError(_REMOVED_REQ[st.keyword])
+
+
+for _old, _msg in _REMOVED_REQ.items():
+    PROXY[_old] = Keyword(_old, f"{_old} ...", "Removed from HAProxy. " + _msg, status="removed",
+                          handler=_removed_req, caps="dflb")
+
+
+@pkw("monitor-net", "dfl", "monitor-net <source>", "Removed from HAProxy (2.5): use 'http-request return'.",
+     status="removed")
+def _p_monitor_net(st: Statement, px: ProxyDraft) -> None:
     raise StatementError(
-        f"The '{st.keyword}' directive is not supported anymore since HAProxy 2.1. Use '{_REMOVED_REQ[st.keyword]}' instead."
+        f"'monitor-net' doesn't exist anymore. Please use 'http-request return status 200 if {{ src {st.arg(0) or ''} }}' instead."
     )
 
 
-for _old, _new in _REMOVED_REQ.items():
-    PROXY[_old] = Keyword(_old, f"{_old} ...", f"Removed in HAProxy 2.1: use '{_new}'.", status="removed",
-                          handler=_removed_req)
-
-
-@pkw("block", "flb", "block ...", "Removed in HAProxy 2.1: use 'http-request deny'.", status="removed")
-def _p_block(st: Statement, px: ProxyDraft) -> None:
-    raise StatementError(
-        "The 'block' directive is not supported anymore since HAProxy 2.1. Use 'http-request deny' which uses the exact same syntax."
-    )
-
-
-@pkw("redisp", "dlb", "redisp", "Removed: use 'option redispatch'.", status="removed")
-def _p_redisp(st: Statement, px: ProxyDraft) -> None:
-    raise StatementError("keyword 'redisp' is not supported anymore since HAProxy 2.1. Use 'option redispatch'.")
-
-
-@pkw("redispatch", "dlb", "redispatch", "Removed: use 'option redispatch'.", status="removed")
-def _p_redispatch(st: Statement, px: ProxyDraft) -> None:
-    raise StatementError("keyword 'redispatch' is not supported anymore since HAProxy 2.1. Use 'option redispatch'.")
+@pkw("bind-process", "dflb", "bind-process ...", "Deprecated in HAProxy 2.6: no effect, and a warning.",
+     status="no-effect")
+def _p_bind_process(st: Statement, px: ProxyDraft) -> None:
+    st.warn("'bind-process' has no effect, is deprecated, and will be removed in version 2.7.")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -602,14 +636,13 @@ _BALANCE_ERR = (
 
 @pkw("balance", "dlb", "balance roundrobin|static-rr|leastconn|first|source|uri [len n] [depth n] [whole] "
      "[path-only]|url_param <p> [check_post]|hdr(<name>) [use_domain_only]|random[(<draws>)]|rdp-cookie[(<name>)]|hash <expr>",
-     "Load-balancing algorithm (default roundrobin).")
+     "Load-balancing algorithm (default roundrobin).", differs="'balance hash <expr>' is not implemented (alert).")
 def _p_balance(st: Statement, px: ProxyDraft) -> None:
-    _need(st, 1, "an argument")
-    algo = st.args[0]
+    algo = st.arg(0) or ""
     rest = st.args[1:]
     params: dict[str, Any] = {}
-    if algo in ("roundrobin", "static-rr", "leastconn", "first", "source"):
-        name = algo
+    if algo in ("", "roundrobin", "static-rr", "leastconn", "first", "source"):
+        name = algo or "roundrobin"  # a bare 'balance' means round robin; extra words are ignored
     elif algo == "uri":
         name = "uri"
         i = 0
@@ -628,46 +661,60 @@ def _p_balance(st: Statement, px: ProxyDraft) -> None:
                 params["uri_path_only"] = True
                 i += 1
             else:
-                raise StatementError("'balance uri' only accepts parameters 'len', 'depth', 'path-only' and 'whole'.")
-        rest = []
+                raise StatementError(
+                    f"balance uri only accepts parameters 'len', 'depth', 'path-only', and 'whole' (got '{w}')."
+                )
     elif algo == "url_param":
         name = "url_param"
-        if not rest:
-            raise StatementError("'balance url_param' requires an URL parameter name.")
+        if not rest or rest[0] == "":
+            raise StatementError("balance url_param requires an URL parameter name.")
         params["param"] = rest[0]
-        for w in rest[1:]:
-            if w == "check_post":
+        i = 1
+        while i < len(rest):
+            if rest[i] == "check_post":
                 params["check_post"] = True
-            elif w.isdigit():
-                pass  # obsolete max_wait argument
+                i += 2 if i + 1 < len(rest) and rest[i + 1].isdigit() else 1  # obsolete max_wait argument
             else:
-                raise StatementError(f"'balance url_param' only accepts check_post modifier (got '{w}').")
-        rest = []
-    elif algo.startswith("hdr(") and algo.endswith(")") and len(algo) > 5:
+                raise StatementError(f"balance url_param only accepts 'check_post' modifier (got '{rest[i]}').")
+    elif algo.startswith("hdr("):
         name = "hdr"
-        params["param"] = algo[4:-1]
+        end = algo.find(")")
+        if end <= 4:
+            raise StatementError("balance hdr requires an http header field name.")
+        params["param"] = algo[4:end]
         for w in rest:
             if w == "use_domain_only":
                 params["use_domain_only"] = True
             else:
-                raise StatementError(f"'balance hdr(name)' only accepts 'use_domain_only' modifier (got '{w}').")
-        rest = []
-    elif algo == "random" or (algo.startswith("random(") and algo.endswith(")")):
+                raise StatementError(f"balance {algo} only accepts 'use_domain_only' modifier (got '{w}').")
+    elif algo == "random" or algo.startswith("random("):
         name = "random"
         if algo != "random":
-            inner = algo[7:-1]
-            if not inner.isdigit() or int(inner) < 1:
-                raise StatementError("'balance random' : 'draws' must be a positive integer.")
-            params["draws"] = int(inner)
-    elif algo == "rdp-cookie" or (algo.startswith("rdp-cookie(") and algo.endswith(")")):
+            end = algo.find(")")
+            if end < 0:
+                raise StatementError("balance random : missing closing parenthesis.")
+            m = re.match(r"[0-9]*", algo[7:end])
+            assert m is not None
+            if m.end() < end - 7:
+                raise StatementError(f"balance random : unexpected character '{algo[7 + m.end()]}' after argument.")
+            draws = int(m.group(0) or 0)
+            if draws < 1:
+                raise StatementError("balance random : number of draws must be at least 1.")
+            params["draws"] = draws
+    elif algo == "rdp-cookie" or algo.startswith("rdp-cookie("):
         name = "rdp-cookie"
-        params["param"] = algo[11:-1] if algo != "rdp-cookie" else "mstshash"
+        params["param"] = "mstshash"
+        if algo != "rdp-cookie":
+            end = algo.find(")")
+            if end <= 11:
+                raise StatementError("balance rdp-cookie : missing cookie name.")
+            params["param"] = algo[11:end]
     elif algo == "hash":
+        if not rest or rest[0] == "":
+            raise StatementError("balance hash requires a sample expression.")
         raise StatementError("'balance hash <expr>' is a HAProxy algorithm that haproxy-py does not implement.")
     else:
         raise StatementError(_BALANCE_ERR)
-    if rest:
-        raise StatementError(f"'balance {algo}' does not expect any argument (got '{rest[0]}').")
     base = px.balance()
     px.values["balance"] = attrs.evolve(
         BalanceParams(hash_method=base.hash_method, hash_function=base.hash_function, avalanche=base.avalanche,
@@ -676,25 +723,22 @@ def _p_balance(st: Statement, px: ProxyDraft) -> None:
     )
 
 
-@pkw("hash-type", "dlb", "hash-type map-based|consistent [sdbm|djb2|wt6|crc32|none] [avalanche]",
+@pkw("hash-type", "dlb", "hash-type map-based|consistent [sdbm|djb2|wt6|crc32 [avalanche]]",
      "Hashing method of hash-based algorithms; consistent with no function means sdbm + avalanche.")
 def _p_hash_type(st: Statement, px: ProxyDraft) -> None:
     method = st.arg(0)
     if method not in ("map-based", "consistent"):
         raise StatementError("'hash-type' only supports 'consistent' and 'map-based'.")
-    function = "sdbm"
-    avalanche = False
-    explicit = False
-    for w in st.args[1:]:
-        if w in ("sdbm", "djb2", "wt6", "crc32", "none"):
-            function = w
-            explicit = True
-        elif w == "avalanche":
-            avalanche = True
-        else:
-            raise StatementError(f"'hash-type' : unknown hash function or modifier '{w}'.")
-    if method == "consistent" and not explicit:
-        avalanche = True
+    function = st.arg(1) or ""
+    modifier = st.arg(2) or ""
+    if function == "":
+        function, avalanche = "sdbm", method == "consistent"
+    elif function not in ("sdbm", "djb2", "wt6", "crc32"):
+        raise StatementError("'hash-type' only supports 'sdbm', 'djb2', 'crc32', or 'wt6' hash functions.")
+    elif modifier not in ("", "avalanche"):
+        raise StatementError("'hash-type' only supports 'avalanche' as a modifier for hash functions.")
+    else:
+        avalanche = modifier == "avalanche"
     px.values["balance"] = attrs.evolve(px.balance(), hash_method=method, hash_function=function, avalanche=avalanche)
 
 
@@ -717,7 +761,7 @@ def _p_use_backend(st: Statement, px: ProxyDraft) -> None:
     if len(args) != 1:
         raise StatementError("'use_backend' expects a backend name." if not args else
                              f"'use_backend' cannot handle unexpected argument '{args[1]}'.")
-    cond = parse_condition(cond_words, st.where, px.anon) if cond_words else None
+    cond = _cond(st, px, cond_words, "error detected while parsing switching rule : {err}.") if cond_words else None
     px.append("use_backends", UseBackend(name=args[0], where=st.where, cond=cond))
 
 
@@ -728,21 +772,23 @@ def _p_use_backend(st: Statement, px: ProxyDraft) -> None:
 @pkw("bind", "fl", "bind <addr>[:<port>[-<port2>]][,...] [params]", "A listening address (several lines allowed).",
      wrong_cap_alert=False)
 def _p_bind(st: Statement, px: ProxyDraft) -> None:
-    if not st.args:
-        raise StatementError(f"'bind' : missing address, for {px.label}.")
-    addresses = grammar.parse_bind_address(expand_address_vars(st.args[0], st.env))
+    if not st.args or st.args[0] == "":
+        raise StatementError("'bind' expects {<path>|[addr1]:port1[-end1]}{,[addr]:port[-end]}... as arguments.")
+    addresses = grammar.parse_bind_address(expand_address_vars(st.args[0], st.env), resolve=st.resolve)
+    where = f"'bind {st.args[0]}' in section '{px.kind}'"
     values: dict[str, Any] = {}
     params = st.args[1:]
     i = 0
-    while i < len(params):
+    while i < len(params) and params[i] != "":
         name = params[i]
         kw = BIND_PARAMS.get(name)
         if kw is None:
-            raise StatementError(_unknown_param_message("bind", name, BIND_PARAMS, px.name))
+            hint = did_you_mean(name, BIND_PARAMS)
+            raise StatementError(f"{where}: unknown keyword '{name}'" + (f"; did you mean '{hint}' maybe ?" if hint else "."))
         nargs = _PARAM_ARGS.get(("bind", name), 0)
         value = params[i + 1 : i + 1 + nargs]
-        if len(value) < nargs:
-            raise StatementError(f"'bind {st.args[0]}' : '{name}' : missing value.")
+        if len(value) < nargs or "" in value:
+            raise StatementError(f"{where} : '{name}' : missing value.")
         if kw.status == "unsupported":
             raise StatementError(f"'bind' : '{name}' is a HAProxy bind option that haproxy-py does not implement ({kw.summary})")
         if kw.status == "ignored":
@@ -751,11 +797,6 @@ def _p_bind(st: Statement, px: ProxyDraft) -> None:
             kw.handler(values, value)
         i += 1 + nargs
     px.append("binds", Bind(addresses=tuple(addresses), where=st.where, **values))
-
-
-def _unknown_param_message(what: str, name: str, table: Mapping[str, Keyword], pxname: str) -> str:
-    hint = did_you_mean(name, table)
-    return f"'{what}' : unknown keyword '{name}'." + (f" Did you mean '{hint}' maybe ?" if hint else "")
 
 
 def did_you_mean(word: str, candidates: Mapping[str, Any] | list[str]) -> str | None:
@@ -768,6 +809,24 @@ def did_you_mean(word: str, candidates: Mapping[str, Any] | list[str]) -> str | 
 
 
 _PARAM_ARGS: dict[tuple[str, str], int] = {}
+
+
+def check_fetch(fetch: str, flags: list[str], patterns: list[str]) -> None:
+    """Validate an ACL's sample expression against HAProxy 2.6's fetch and converter tables."""
+    from haproxy_py.config import samples
+
+    samples.check_acl_expression(fetch, flags, patterns)
+
+
+def _cond(st: Statement, px: ProxyDraft, words: list[str], wrap: str) -> Condition:
+    """Parse `if|unless ...`, resolving ACL names against those the section declared so far.
+
+    `wrap` is HAProxy's context sentence for this rule family, with `{err}` for the inner message.
+    """
+    try:
+        return parse_condition(words, st.where, px.anon, known=px.own_acls, check=check_fetch)
+    except ConditionError as e:
+        raise StatementError(wrap.format(err=e.message)) from None
 
 
 def _bparam(name: str, nargs: int, summary: str, status: str = "supported",
@@ -820,107 +879,181 @@ _bparam("proto", 1, "Alternative multiplexers (h2) are not implemented.", status
 _bparam("quic-cc-algo", 1, "QUIC is not implemented.", status="unsupported")
 
 
-# server parameters: field, number of arguments, converter
-def _srv_time(name: str) -> Callable[[str], int]:
-    def conv(v: str) -> int:
-        try:
-            return grammar.parse_time(v, name)
-        except StatementError as e:
-            # HAProxy's server-keyword wording
-            raise StatementError(str(e).replace(f"in '{name}'", f"in '{name}' argument of server") + ".") from None
+# server parameters
+#
+# Each parameter: (model field or None, number of arguments, converter, status, summary). A
+# converter gets (value, server name) and raises StatementError with HAProxy's text; HAProxy then
+# prints it after `'server be/name' : ` with one more '.' (hence the ".." some messages end with).
+# Values are read the way 2.6 reads them: most integers with atoi() (`maxconn abc` is 0), and the
+# quirks of its messages are kept (a bad `inter` is reported as 'agent-inter' in 2.6).
+
+ServerConv = Callable[[str, str], Any]
+
+
+def _srv_time(label: str, name: str | None = None) -> ServerConv:
+    def conv(v: str, srv: str) -> int:
+        m = re.match(r"[0-9]*", v)
+        assert m is not None
+        digits, rest = m.group(0), v[m.end():]
+        unit = next((u for u in ("us", "ms", "s", "m", "h", "d") if rest.startswith(u)), "")
+        if digits == "" or rest[len(unit):] != "":
+            bad = (rest[len(unit):] or rest or v)[:1]
+            raise StatementError(f"unexpected character '{bad}' in '{label}' argument of server {srv}.")
+        value = grammar.parse_time(digits + unit, label)  if int(digits) * {"": 1, "us": 0, "ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}[unit] <= 2**31 - 1 else None
+        if value is None:
+            raise StatementError(f"timer overflow in argument <{v}> to <{name or label}> of server {srv}, maximum value "
+                                 "is 2147483647 ms (~24.8 days).")
+        if value == 0 and name is not None:
+            raise StatementError(f"invalid value 0 for argument '{name}' of server {srv}.")
+        return value
 
     return conv
 
 
-def _srv_pos(name: str, lo: int = 1) -> Callable[[str], int]:
-    def conv(v: str) -> int:
-        if not v.isdigit() or int(v) < lo:
-            raise StatementError(f"'{name}' has to be > {lo - 1}.")
-        return int(v)
+def _srv_atoi_min(message: str, lo: int = 1) -> ServerConv:
+    def conv(v: str, srv: str) -> int:
+        value = tune_atol(v)
+        if value < lo:
+            raise StatementError(message)
+        return value
 
     return conv
 
 
-def _srv_weight(v: str) -> int:
-    if not v.isdigit():
-        raise StatementError(f"invalid weight value '{v}'.")
-    w = int(v)
-    if w > 256:
-        raise StatementError(f"weight of server %s is not within 0 and 256 ({w}).")
+def _srv_atoi(v: str, srv: str) -> int:
+    return max(tune_atol(v), 0)
+
+
+def _srv_weight(v: str, srv: str) -> int:
+    w = tune_atol(v)
+    if not 0 <= w <= 256:
+        raise StatementError(f"weight of server {srv} is not within 0 and 256 ({w}).")
     return w
 
 
-def _srv_port(v: str) -> int:
-    if not v.isdigit() or not 1 <= int(v) <= 65535:
-        raise StatementError(f"invalid port '{v}'")
-    return int(v)
+def _srv_port(v: str, srv: str) -> int | None:
+    port = tune_atol(v) & 0xFFFF
+    return port or None
 
 
-def _srv_choice(name: str, choices: tuple[str, ...]) -> Callable[[str], str]:
-    def conv(v: str) -> str:
+def _srv_addr(v: str, srv: str) -> str:
+    try:
+        return str(ipaddress.ip_address(v))
+    except ValueError:
+        raise StatementError(f"'addr' : invalid address: '{v}' in '{v}'") from None
+
+
+def _srv_id(v: str, srv: str) -> int:
+    value = tune_atol(v)
+    if value <= 0:
+        raise StatementError("'id' : custom id has to be > 0")
+    return value
+
+
+def _srv_choice(name: str, choices: tuple[str, ...], expects: str) -> ServerConv:
+    def conv(v: str, srv: str) -> str:
         if v not in choices:
-            raise StatementError(f"'{name}' expects one of {', '.join(repr(c) for c in choices)} but got '{v}'.")
+            raise StatementError(f"'{name}' expects {expects} but got '{v}'")
         return v
 
     return conv
 
 
-_SERVER_PARAM_SPECS: dict[str, tuple[str | None, int, Callable[[str], Any] | None, str, str]] = {
+def _srv_init_addr(v: str, srv: str) -> None:
+    for method in v.split(","):
+        if method not in ("libc", "last", "none"):
+            try:
+                ipaddress.ip_address(method)
+            except ValueError:
+                raise StatementError(f"'init-addr' : unknown init-addr method '{method}', supported methods are "
+                                     "'libc', 'last', 'none'.") from None
+
+
+def _const(value: Any) -> ServerConv:
+    return lambda v, srv: value
+
+
+# when the argument is missing (None: HAProxy reads an empty string and goes on)
+_SERVER_MISSING = {
+    "inter": "'inter' expects a delay as argument.", "fastinter": "'fastinter' expects a delay as argument.",
+    "downinter": "'downinter' expects a delay as argument.", "slowstart": "'slowstart' expects a delay as argument.",
+    "rise": "'rise' expects an integer argument.", "fall": "'fall' expects an integer argument.",
+    "port": "'port' expects a port number as argument.", "addr": "'addr' expects <ipv4|ipv6> as argument.",
+    "id": "'id' : expects an integer argument", "cookie": "'cookie' expects <value> as argument.",
+    "track": "'track' expects [<proxy>/]<server> as argument.", "weight": None, "maxconn": None, "minconn": None,
+    "maxqueue": None, "init-addr": None, "agent-port": None,
+}
+
+_SERVER_PARAM_SPECS: dict[str, tuple[str | None, int, ServerConv | None, str, str]] = {
     # name: (field, nargs, conv, status, summary)
     "check": ("check", 0, None, "supported", "Enable health checks."),
-    "no-check": ("check", 0, lambda v: False, "supported", "Disable health checks (overrides default-server)."),
-    "inter": ("inter", 1, _srv_time("inter"), "supported", "Check interval while UP (default 2s)."),
-    "fastinter": ("fastinter", 1, _srv_time("fastinter"), "supported", "Check interval while changing state."),
-    "downinter": ("downinter", 1, _srv_time("downinter"), "supported", "Check interval while DOWN."),
-    "rise": ("rise", 1, _srv_pos("rise"), "supported", "Consecutive successes to go UP (default 2)."),
-    "fall": ("fall", 1, _srv_pos("fall"), "supported", "Consecutive failures to go DOWN (default 3)."),
+    "no-check": ("check", 0, _const(False), "supported", "Disable health checks (overrides default-server)."),
+    "inter": ("inter", 1, _srv_time("agent-inter", "inter"), "supported", "Check interval while UP (default 2s)."),
+    "fastinter": ("fastinter", 1, _srv_time("agent-inter", "fastinter"), "supported", "Check interval while changing state."),
+    "downinter": ("downinter", 1, _srv_time("agent-inter", "downinter"), "supported", "Check interval while DOWN."),
+    "rise": ("rise", 1, _srv_atoi_min("'rise' has to be > 0."), "supported", "Consecutive successes to go UP (default 2)."),
+    "fall": ("fall", 1, _srv_atoi_min("'fall' has to be > 0."), "supported", "Consecutive failures to go DOWN (default 3)."),
     "port": ("check_port", 1, _srv_port, "supported", "Port of health checks."),
-    "addr": ("check_addr", 1, str, "supported", "Address of health checks."),
+    "addr": ("check_addr", 1, _srv_addr, "supported", "Address of health checks."),
     "weight": ("weight", 1, _srv_weight, "supported", "Load-balancing weight, 0..256 (default 1)."),
-    "maxconn": ("maxconn", 1, _srv_pos("maxconn", 0), "supported", "Concurrent connections; excess is queued."),
-    "minconn": ("minconn", 1, _srv_pos("minconn", 0), "supported", "Dynamic maxconn floor (with fullconn)."),
-    "maxqueue": ("maxqueue", 1, _srv_pos("maxqueue", 0), "supported", "Longest queue for this server."),
+    "maxconn": ("maxconn", 1, _srv_atoi, "supported", "Concurrent connections; excess is queued."),
+    "minconn": ("minconn", 1, _srv_atoi, "supported", "Dynamic maxconn floor (with fullconn)."),
+    "maxqueue": ("maxqueue", 1, _srv_atoi, "supported", "Longest queue for this server."),
     "backup": ("backup", 0, None, "supported", "Only used when no active server is usable."),
-    "no-backup": ("backup", 0, lambda v: False, "supported", "Undo an inherited 'backup'."),
+    "no-backup": ("backup", 0, _const(False), "supported", "Undo an inherited 'backup'."),
     "disabled": ("disabled", 0, None, "supported", "Start in maintenance."),
-    "enabled": ("disabled", 0, lambda v: False, "supported", "Undo 'disabled'."),
+    "enabled": ("disabled", 0, _const(False), "supported", "Undo 'disabled'."),
     "slowstart": ("slowstart", 1, _srv_time("slowstart"), "supported", "Ramp weight up over this time after recovery."),
-    "on-marked-down": ("on_marked_down", 1, _srv_choice("on-marked-down", ("shutdown-sessions",)), "supported",
-                       "shutdown-sessions: close its sessions when it goes DOWN."),
-    "on-marked-up": ("on_marked_up", 1, _srv_choice("on-marked-up", ("shutdown-backup-sessions",)), "supported",
-                     "shutdown-backup-sessions: close backup sessions when it comes UP."),
-    "on-error": ("on_error", 1, _srv_choice("on-error", ("fastinter", "fail-check", "sudden-death", "mark-down")),
+    "on-marked-down": ("on_marked_down", 1, _srv_choice("on-marked-down", ("shutdown-sessions",), "'shutdown-sessions'"),
+                       "supported", "shutdown-sessions: close its sessions when it goes DOWN."),
+    "on-marked-up": ("on_marked_up", 1, _srv_choice("on-marked-up", ("shutdown-backup-sessions",),
+                                                    "'shutdown-backup-sessions'"),
+                     "supported", "shutdown-backup-sessions: close backup sessions when it comes UP."),
+    "on-error": ("on_error", 1, _srv_choice("on-error", ("fastinter", "fail-check", "sudden-death", "mark-down"),
+                                            "one of 'fastinter', 'fail-check', 'sudden-death' or 'mark-down'"),
                  "supported", "Action when observed errors reach error-limit."),
-    "observe": ("observe", 1, _srv_choice("observe", ("none", "layer4", "layer7")), "supported",
-                "Passive health: count layer4 or layer7 errors."),
-    "error-limit": ("error_limit", 1, _srv_pos("error-limit"), "supported", "Observed errors before on-error."),
-    "send-proxy": ("send_proxy", 0, lambda v: 1, "supported", "Send a PROXY protocol v1 header."),
-    "send-proxy-v2": ("send_proxy", 0, lambda v: 2, "supported", "Send a PROXY protocol v2 header."),
-    "no-send-proxy": ("send_proxy", 0, lambda v: 0, "supported", "Undo send-proxy."),
+    "observe": ("observe", 1, _srv_choice("observe", ("none", "layer4", "layer7"), "one of 'none', 'layer4', 'layer7'"),
+                "supported", "Passive health: count layer4 or layer7 errors."),
+    "error-limit": ("error_limit", 1, _srv_atoi_min("error-limit has to be > 0."), "supported",
+                    "Observed errors before on-error."),
+    "send-proxy": ("send_proxy", 0, _const(1), "supported", "Send a PROXY protocol v1 header."),
+    "send-proxy-v2": ("send_proxy", 0, _const(2), "supported", "Send a PROXY protocol v2 header."),
+    "no-send-proxy": ("send_proxy", 0, _const(0), "supported", "Undo send-proxy."),
+    "no-send-proxy-v2": ("send_proxy", 0, _const(0), "supported", "Undo send-proxy-v2."),
     "check-send-proxy": ("check_send_proxy", 0, None, "supported", "Send the PROXY header on checks too."),
-    "id": ("id", 1, _srv_pos("id"), "supported", "Numeric server id (used by 'first' and hashing)."),
-    "track": ("tracks", 1, str, "ignored", "Track another server's state (not implemented: checked separately)."),
+    "no-check-send-proxy": ("check_send_proxy", 0, _const(False), "supported", "Undo check-send-proxy."),
+    "id": ("id", 1, _srv_id, "supported", "Numeric server id (used by 'first' and hashing)."),
+    "track": ("tracks", 1, None, "ignored", "Track another server's state (not implemented: checked separately)."),
     "agent-check": ("agent_check", 0, None, "ignored", "Agent checks are not implemented."),
+    "no-agent-check": ("agent_check", 0, _const(False), "supported", "Undo agent-check."),
     "agent-port": (None, 1, None, "ignored", "Agent checks are not implemented."),
     "agent-inter": (None, 1, _srv_time("agent-inter"), "ignored", "Agent checks are not implemented."),
     "agent-addr": (None, 1, None, "ignored", "Agent checks are not implemented."),
     "agent-send": (None, 1, None, "ignored", "Agent checks are not implemented."),
     "cookie": (None, 1, None, "ignored", "Cookie persistence is not implemented."),
+    "non-stick": (None, 0, None, "no-effect", "Stick tables are not implemented."),
+    "stick": (None, 0, None, "no-effect", "Stick tables are not implemented."),
     "resolvers": (None, 1, None, "no-effect", "Names are resolved once at start-up."),
     "resolve-prefer": (None, 1, None, "no-effect", "Names are resolved once at start-up."),
     "resolve-net": (None, 1, None, "no-effect", "Names are resolved once at start-up."),
     "resolve-opts": (None, 1, None, "no-effect", "Names are resolved once at start-up."),
-    "init-addr": (None, 1, None, "no-effect", "Names are resolved once at start-up."),
+    "init-addr": (None, 1, _srv_init_addr, "no-effect", "Names are resolved once at start-up."),
     "pool-max-conn": (None, 1, None, "no-effect", "Connection pool tuning."),
     "pool-low-conn": (None, 1, None, "no-effect", "Connection pool tuning."),
     "pool-purge-delay": (None, 1, None, "no-effect", "Connection pool tuning."),
     "max-reuse": (None, 1, None, "no-effect", "Connection pool tuning."),
     "tfo": (None, 0, None, "no-effect", "TCP fast open to the server."),
+    "no-tfo": (None, 0, None, "no-effect", "TCP fast open to the server."),
     "tcp-ut": (None, 1, None, "no-effect", "TCP user timeout."),
+    "log-proto": (None, 1, None, "no-effect", "Only for log servers (ring sections)."),
+    "check-proto": (None, 1, None, "no-effect", "Multiplexer of checks; haproxy-py checks speak HTTP/1 or TCP."),
+    "check-via-socks4": (None, 0, None, "unsupported", "SOCKS4 is not implemented."),
     "check-sni": (None, 1, None, "no-effect", "TLS checks are not implemented."),
     "check-alpn": (None, 1, None, "no-effect", "TLS checks are not implemented."),
+    "no-check-ssl": (None, 0, None, "no-effect", "haproxy-py never speaks TLS to servers."),
     "sni": (None, 1, None, "no-effect", "Only meaningful with 'ssl'."),
     "alpn": (None, 1, None, "no-effect", "Only meaningful with 'ssl'."),
+    "npn": (None, 1, None, "no-effect", "Only meaningful with 'ssl'."),
     "verify": (None, 1, None, "no-effect", "Only meaningful with 'ssl'."),
     "verifyhost": (None, 1, None, "no-effect", "Only meaningful with 'ssl'."),
     "ca-file": (None, 1, None, "no-effect", "Only meaningful with 'ssl'."),
@@ -930,17 +1063,20 @@ _SERVER_PARAM_SPECS: dict[str, tuple[str | None, int, Callable[[str], Any] | Non
     "ciphersuites": (None, 1, None, "no-effect", "Only meaningful with 'ssl'."),
     "ssl-min-ver": (None, 1, None, "no-effect", "Only meaningful with 'ssl'."),
     "ssl-max-ver": (None, 1, None, "no-effect", "Only meaningful with 'ssl'."),
+    "allow-0rtt": (None, 0, None, "no-effect", "Only meaningful with 'ssl'."),
     "no-ssl": (None, 0, None, "no-effect", "haproxy-py never speaks TLS to servers."),
-    "no-sslv3": (None, 0, None, "no-effect", "Only meaningful with 'ssl'."),
-    "no-tlsv10": (None, 0, None, "no-effect", "Only meaningful with 'ssl'."),
-    "no-tlsv11": (None, 0, None, "no-effect", "Only meaningful with 'ssl'."),
-    "no-tlsv12": (None, 0, None, "no-effect", "Only meaningful with 'ssl'."),
-    "no-tls-tickets": (None, 0, None, "no-effect", "Only meaningful with 'ssl'."),
-    "no-verifyhost": (None, 0, None, "no-effect", "Only meaningful with 'ssl'."),
-    "ssl-reuse": (None, 0, None, "no-effect", "Only meaningful with 'ssl'."),
     "no-ssl-reuse": (None, 0, None, "no-effect", "Only meaningful with 'ssl'."),
+    "ssl-reuse": (None, 0, None, "no-effect", "Only meaningful with 'ssl'."),
+    "tls-tickets": (None, 0, None, "no-effect", "Only meaningful with 'ssl'."),
+    "no-tls-tickets": (None, 0, None, "no-effect", "Only meaningful with 'ssl'."),
+    **{n: (None, 0, None, "no-effect", "Only meaningful with 'ssl'.") for n in (
+        "no-sslv3", "no-tlsv10", "no-tlsv11", "no-tlsv12", "no-tlsv13", "force-sslv3", "force-tlsv10",
+        "force-tlsv11", "force-tlsv12", "force-tlsv13", "no-verifyhost", "no-send-proxy-v2-ssl",
+        "no-send-proxy-v2-ssl-cn")},
     "ssl": (None, 0, None, "unsupported", "TLS to servers is not implemented."),
     "check-ssl": (None, 0, None, "unsupported", "TLS health checks are not implemented."),
+    "send-proxy-v2-ssl": (None, 0, None, "unsupported", "PROXY v2 TLS information is not implemented."),
+    "send-proxy-v2-ssl-cn": (None, 0, None, "unsupported", "PROXY v2 TLS information is not implemented."),
     "proto": (None, 1, None, "unsupported", "Alternative multiplexers (h2, fcgi) are not implemented."),
     "source": (None, 1, None, "unsupported", "Choosing the source address is not implemented."),
     "usesrc": (None, 1, None, "unsupported", "Transparent proxying is not implemented."),
@@ -948,7 +1084,6 @@ _SERVER_PARAM_SPECS: dict[str, tuple[str | None, int, Callable[[str], Any] | Non
     "namespace": (None, 1, None, "unsupported", "Network namespaces are not implemented."),
     "socks4": (None, 1, None, "unsupported", "SOCKS4 is not implemented."),
     "ws": (None, 1, None, "no-effect", "WebSocket protocol hint."),
-    "set-proxy-v2-tlv-fmt": (None, 1, None, "unsupported", "PROXY v2 TLVs are not implemented."),
     "proxy-v2-options": (None, 1, None, "unsupported", "PROXY v2 options are not implemented."),
 }
 for _name, (_field, _nargs, _conv, _status, _summary) in _SERVER_PARAM_SPECS.items():
@@ -960,7 +1095,7 @@ def parse_server_params(words: list[str], base: dict[str, Any], st: Statement, l
     """Apply server (or default-server) parameters to a copy of `base`; errors use the server form."""
     values = dict(base)
     i = 0
-    while i < len(words):
+    while i < len(words) and words[i] != "":
         name = words[i]
         spec = _SERVER_PARAM_SPECS.get(name)
         if spec is None:
@@ -971,20 +1106,22 @@ def parse_server_params(words: list[str], base: dict[str, Any], st: Statement, l
             )
         field, nargs, conv, status, summary = spec
         args = words[i + 1 : i + 1 + nargs]
-        if len(args) < nargs:
-            raise StatementError(f"'{name}' expects an argument.", server=label)
+        if nargs and (not args or args[0] == ""):
+            missing = _SERVER_MISSING.get(name, f"'{name}' expects an argument.")
+            if missing is not None:
+                raise StatementError(missing + ".", server=label)
+            args = [""]
         if status == "unsupported":
             raise StatementError(
                 f"'{name}' is a HAProxy server option that haproxy-py does not implement ({summary})", server=label
             )
         if status == "ignored":
             st.warn(f"'{name}' is not implemented by haproxy-py and is ignored ({summary})", server=label)
+        try:
+            value = conv(args[0] if args else "", srvname) if conv is not None else (args[0] if args else True)
+        except StatementError as e:
+            raise StatementError(e.message + ".", server=label) from None
         if field is not None:
-            try:
-                value = conv(args[0] if args else "") if conv is not None else True
-            except StatementError as e:
-                msg = e.message.replace("%s", srvname)
-                raise StatementError(msg if msg.endswith(".") else msg + ".", server=label) from None
             values[field] = value
         i += 1 + nargs
     return values
@@ -1057,13 +1194,18 @@ def _p_default_server(st: Statement, px: ProxyDraft) -> None:
 
 # ----------------------------------------------------------------------------------------------
 # options
+#
+# HAProxy 2.6 distinguishes boolean options (its cfg_opts tables: they accept `no option X`) from
+# the others (`no`/`default` refused with "negation/default is not supported"). Quirk kept on
+# purpose: in 2.6 `default option X` is refused for boolean and connection-mode options with
+# "'option X' cannot handle unexpected argument 'X'." (only `default option redispatch` works).
 
-_NEGATABLE_SPECIALS = {"httpclose", "http-server-close", "http-keep-alive", "redispatch"}
+_FE, _BE, _ANY = "dfl", "dlb", "dflb"
+_CONN_MODES = {"httpclose": "close", "http-server-close": "server-close", "http-keep-alive": "keep-alive"}
 
 
-def okw(name: str, caps: str, syntax: str, summary: str, negatable: bool = True, **kw: Any) -> Callable[[ProxyHandler], ProxyHandler]:
-    return _register(OPTIONS, name, syntax, summary, caps=caps, differs=kw.pop("differs", ""),
-                     status=kw.pop("status", "supported"), named_defaults_only=not negatable)
+def okw(name: str, caps: str, syntax: str, summary: str, negatable: bool = False, **kw: Any) -> Callable[[ProxyHandler], ProxyHandler]:
+    return _register(OPTIONS, name, syntax, summary, caps=caps, negatable=negatable, **kw)
 
 
 def _bool_option(name: str, caps: str, summary: str, status: str = "supported") -> None:
@@ -1074,55 +1216,54 @@ def _bool_option(name: str, caps: str, summary: str, status: str = "supported") 
             opts.add("no-" + name)
         else:
             opts.discard("no-" + name)
-            if st.prefix != "default":
-                opts.add(name)
-            else:
-                opts.discard(name)
+            opts.add(name)
         px.values["options"] = frozenset(opts)
 
-    OPTIONS[name] = Keyword(name, f"[no] option {name}", summary, status=status, caps=caps, handler=handler)
+    OPTIONS[name] = Keyword(name, f"[no] option {name}", summary, status=status, caps=caps, handler=handler,
+                            negatable=True)
 
 
-_bool_option("dontlognull", "dfl", "Do not log connections that carried no data.")
-_bool_option("log-health-checks", "dlb", "Log every health check result change, not only state changes.")
-_bool_option("allbackups", "dlb", "Use all backup servers at once when no active server is usable.")
-_bool_option("tcpka", "dflb", "TCP keepalive on both sides.")
-_bool_option("clitcpka", "dfl", "TCP keepalive on the client side.")
-_bool_option("srvtcpka", "dlb", "TCP keepalive on the server side.")
-_bool_option("dontlog-normal", "dfl", "Log only errors and abnormal terminations.")
-_bool_option("log-separate-errors", "dfl", "Log errors at a higher level.")
-_bool_option("prefer-last-server", "dlb", "Keep a client's keep-alive requests on the same server when possible.")
-_bool_option("http-ignore-probes", "dfl", "Do not answer 408 to connections that sent nothing.")
-_bool_option("abortonclose", "dlb", "Drop queued requests whose client has gone.")
-_bool_option("accept-invalid-http-request", "dfl", "Relax the request parser.", status="ignored")
-_bool_option("accept-invalid-http-response", "dlb", "Relax the response parser.", status="ignored")
-_bool_option("http-buffer-request", "dflb", "Wait for the whole request body before choosing a server.", status="ignored")
-_bool_option("logasap", "dfl", "Log before the end of the session.", status="ignored")
-_bool_option("persist", "dlb", "Keep sending to a DOWN server when persistence says so.", status="ignored")
-_bool_option("http-pretend-keepalive", "dlb", "Pretend keep-alive to the server with http-server-close.", status="ignored")
-_bool_option("checkcache", "dlb", "Block cacheable responses with Set-Cookie.", status="ignored")
-_bool_option("http-use-proxy-header", "dfl", "Use Proxy-Connection as Connection.", status="ignored")
-_bool_option("h1-case-adjust-bogus-client", "dfl", "Header case adjustment for clients.", status="ignored")
-_bool_option("h1-case-adjust-bogus-server", "dlb", "Header case adjustment for servers.", status="ignored")
-_bool_option("disable-h2-upgrade", "dfl", "Refuse HTTP/1 to HTTP/2 upgrades (haproxy-py never upgrades).", status="no-effect")
-for _n in ("contstats", "socket-stats", "splice-auto", "splice-request", "splice-response", "tcp-smart-accept",
-           "tcp-smart-connect", "http-no-delay", "independent-streams", "nolinger", "idle-close-on-response",
-           "http-drop-request-trailers", "http-drop-response-trailers", "http-use-htx", "transparent"):
-    _bool_option(_n, "dflb", "Performance or accounting tuning; haproxy-py behaves the same either way.", status="no-effect")
-
-_HTTP_MODES = {"httpclose": "close", "http-server-close": "server-close", "http-keep-alive": "keep-alive"}
+_bool_option("dontlognull", _FE, "Do not log connections that carried no data.")
+_bool_option("log-health-checks", _BE, "Log every health check result change, not only state changes.")
+_bool_option("allbackups", _BE, "Use all backup servers at once when no active server is usable.")
+_bool_option("clitcpka", _FE, "TCP keepalive on the client side.")
+_bool_option("srvtcpka", _BE, "TCP keepalive on the server side.")
+_bool_option("dontlog-normal", _FE, "Log only errors and abnormal terminations.")
+_bool_option("log-separate-errors", _FE, "Log errors at a higher level.")
+_bool_option("prefer-last-server", _BE, "Keep a client's keep-alive requests on the same server when possible.")
+_bool_option("http-ignore-probes", _FE, "Do not answer 408 to connections that sent nothing.")
+_bool_option("abortonclose", _BE, "Drop queued requests whose client has gone.")
+_bool_option("accept-invalid-http-request", _FE, "Relax the request parser.", status="ignored")
+_bool_option("accept-invalid-http-response", _BE, "Relax the response parser.", status="ignored")
+_bool_option("http-buffer-request", _ANY, "Wait for the whole request body before choosing a server.", status="ignored")
+_bool_option("logasap", _FE, "Log before the end of the session.", status="ignored")
+_bool_option("persist", _BE, "Keep sending to a DOWN server when persistence says so.", status="ignored")
+_bool_option("http-pretend-keepalive", _BE, "Pretend keep-alive to the server with http-server-close.", status="ignored")
+_bool_option("checkcache", _BE, "Block cacheable responses with Set-Cookie.", status="ignored")
+_bool_option("http-use-proxy-header", _FE, "Use Proxy-Connection as Connection.", status="ignored")
+_bool_option("h1-case-adjust-bogus-client", _FE, "Header case adjustment for clients.", status="ignored")
+_bool_option("h1-case-adjust-bogus-server", _BE, "Header case adjustment for servers.", status="ignored")
+_bool_option("disable-h2-upgrade", _FE, "Refuse HTTP/1 to HTTP/2 upgrades (haproxy-py never upgrades).", status="no-effect")
+_bool_option("transparent", _BE, "Connect to the client's original destination (transparent proxying).",
+             status="unsupported")
+for _n, _caps in (("contstats", _FE), ("socket-stats", _FE), ("splice-auto", _ANY), ("splice-request", _ANY),
+                  ("splice-response", _ANY), ("tcp-smart-accept", _FE), ("tcp-smart-connect", _BE),
+                  ("http-no-delay", _ANY), ("independent-streams", _ANY), ("nolinger", _ANY),
+                  ("idle-close-on-response", _FE)):
+    _bool_option(_n, _caps, "Performance or accounting tuning; haproxy-py behaves the same either way.", status="no-effect")
 
 
 def _conn_mode_option(name: str, summary: str) -> None:
     def handler(st: Statement, px: ProxyDraft) -> None:
-        mode = _HTTP_MODES[name]
-        if st.prefix in ("no", "default"):
+        mode = _CONN_MODES[name]
+        if st.prefix == "no":
+            # `no option X` only clears the mode if it is the one named
             if px.values.get("http_conn_mode", "keep-alive") == mode:
                 px.values["http_conn_mode"] = "keep-alive"
             return
         px.values["http_conn_mode"] = mode
 
-    OPTIONS[name] = Keyword(name, f"[no] option {name}", summary, caps="dflb", handler=handler)
+    OPTIONS[name] = Keyword(name, f"[no] option {name}", summary, caps=_ANY, handler=handler, negatable=True)
 
 
 _conn_mode_option("http-keep-alive", "Keep-alive on both sides (the default).")
@@ -1130,78 +1271,94 @@ _conn_mode_option("http-server-close", "Keep-alive with the client, close with t
 _conn_mode_option("httpclose", "Close both sides after each response.")
 
 
-@okw("redispatch", "dlb", "[no] option redispatch [<interval>]", "Let retries go to another server.")
+@okw("tcpka", _ANY, "option tcpka", "TCP keepalive on both sides.", status="no-effect")
+def _o_tcpka(st: Statement, px: ProxyDraft) -> None:
+    px.values["options"] = frozenset(set(px.values.get("options", frozenset())) | {"tcpka"})
+
+
+@okw("redispatch", _BE, "[no] option redispatch [<interval>]", "Let retries go to another server.", negatable=True)
 def _o_redispatch(st: Statement, px: ProxyDraft) -> None:
     if st.prefix in ("no", "default"):
         px.values["redispatch"] = 0
         return
     interval = -1
-    if len(st.args) > 1:
-        interval = grammar.parse_int(st.args[1], "option redispatch")
+    if len(st.args) > 1 and st.args[1] != "":
+        interval = tune_atol(st.args[1])  # HAProxy reads it with atol(): 'abc' is 0 (disabled)
     px.values["redispatch"] = interval
 
 
-@okw("forwardfor", "dflb", "option forwardfor [except <net>] [header <name>] [if-none]",
-     "Add X-Forwarded-For with the client address.", negatable=False)
+@okw("forwardfor", _ANY, "option forwardfor [except <net>] [header <name>] [if-none]",
+     "Add X-Forwarded-For with the client address.")
 def _o_forwardfor(st: Statement, px: ProxyDraft) -> None:
     spec = ForwardFor()
     words = st.args[1:]
     i = 0
-    while i < len(words):
+    while i < len(words) and words[i] != "":
         w = words[i]
-        if w in ("except", "header") and i + 1 < len(words):
-            if w == "except":
-                _check_network(words[i + 1], "option forwardfor except")
-                spec = attrs.evolve(spec, except_net=words[i + 1])
-            else:
-                spec = attrs.evolve(spec, header=words[i + 1])
+        value = words[i + 1] if i + 1 < len(words) else ""
+        if w == "except":
+            if value == "" or not _is_network(value):
+                raise StatementError("'option forwardfor except' expects <address>[/mask] as argument.")
+            spec = attrs.evolve(spec, except_net=value)
+            i += 2
+        elif w == "header":
+            if value == "":
+                raise StatementError("'option forwardfor header' expects <header_name> as argument.")
+            spec = attrs.evolve(spec, header=value)
             i += 2
         elif w == "if-none":
             spec = attrs.evolve(spec, if_none=True)
             i += 1
         else:
-            raise StatementError(f"'option forwardfor' only supports optional values: 'header', 'if-none' and 'except' (got '{w}').")
+            raise StatementError("'option forwardfor' only supports optional values: 'except', 'header' and 'if-none'.")
     px.values["forwardfor"] = spec
 
 
-def _check_network(text: str, what: str) -> None:
+def _is_network(text: str) -> bool:
     import ipaddress
 
     try:
         ipaddress.ip_network(text, strict=False)
     except ValueError:
-        raise StatementError(f"'{what}' : invalid network '{text}'.") from None
+        return False
+    return True
+
+
+def _option_no_extra(st: Statement, n: int) -> None:
+    """'option X' takes `n` arguments at most (HAProxy's alertif_too_many_args_idx)."""
+    if len(st.args) > n + 1 and st.args[n + 1] != "":
+        raise StatementError(f"'option {st.args[0]}' cannot handle unexpected argument '{st.args[n + 1]}'.")
 
 
 def _log_format_option(name: str, fmt: str, caps: str, summary: str) -> None:
     def handler(st: Statement, px: ProxyDraft) -> None:
-        extra = st.args[1:]
-        if name == "httplog" and extra and extra != ["clf"]:
-            raise StatementError("'option httplog' only supports 'clf' as an argument.")
-        if name == "tcplog" and extra:
-            raise StatementError(f"'option tcplog' does not expect any argument (got '{extra[0]}').")
+        extra = [a for a in st.args[1:2] if a != ""]
+        if name == "httplog":
+            if extra and extra != ["clf"]:
+                raise StatementError("keyword 'httplog' only supports option 'clf'.")
+            _option_no_extra(st, 1)
+        else:
+            _option_no_extra(st, 0)
         px.values["log_format"] = "%{clf}" if extra == ["clf"] else fmt
         opts = set(px.values.get("options", frozenset())) - {"httplog", "tcplog", "httpslog"}
         px.values["options"] = frozenset(opts | {name})
 
     OPTIONS[name] = Keyword(name, f"option {name}" + (" [clf]" if name == "httplog" else ""), summary, caps=caps,
-                            handler=handler, named_defaults_only=True)
+                            handler=handler)
 
 
 TCPLOG_FORMAT = "%ci:%cp [%t] %ft %b/%s %Tw/%Tc/%Tt %B %ts %ac/%fc/%bc/%sc/%rc %sq/%bq"
 HTTPLOG_FORMAT = (
     "%ci:%cp [%tr] %ft %b/%s %TR/%Tw/%Tc/%Tr/%Ta %ST %B %CC %CS %tsc %ac/%fc/%bc/%sc/%rc %sq/%bq %hr %hs %{+Q}r"
 )
-_log_format_option("tcplog", TCPLOG_FORMAT, "dfl", "Log one line per TCP session with timers and states.")
-_log_format_option("httplog", HTTPLOG_FORMAT, "dfl", "Log one line per HTTP request.")
+_log_format_option("tcplog", TCPLOG_FORMAT, _FE, "Log one line per TCP session with timers and states.")
+_log_format_option("httplog", HTTPLOG_FORMAT, _FE, "Log one line per HTTP request.")
 
 
-@okw("httpchk", "dlb", "option httpchk [<method>] [<uri>] [<version>]", "HTTP health checks (default OPTIONS / HTTP/1.0).",
-     negatable=False)
+@okw("httpchk", _BE, "option httpchk [<method>] [<uri>] [<version>]", "HTTP health checks (default OPTIONS / HTTP/1.0).")
 def _o_httpchk(st: Statement, px: ProxyDraft) -> None:
-    words = st.args[1:]
-    if len(words) > 3:
-        raise StatementError(f"'option httpchk' cannot handle unexpected argument '{words[3]}'.")
+    _option_no_extra(st, 3)
+    words = [w for w in st.args[1:4] if w != ""]
     chk = px.values.get("httpchk") or HttpCheck()
     if len(words) == 1:
         chk = attrs.evolve(chk, uri=words[0])
@@ -1224,8 +1381,9 @@ def _o_httpchk(st: Statement, px: ProxyDraft) -> None:
     px.values["check_kind"] = "http"
 
 
-@okw("tcp-check", "dlb", "option tcp-check", "Health checks run the tcp-check rules.", negatable=False)
+@okw("tcp-check", _BE, "option tcp-check", "Health checks run the tcp-check rules.")
 def _o_tcp_check(st: Statement, px: ProxyDraft) -> None:
+    _option_no_extra(st, 0)
     px.values["check_kind"] = "tcp-check"
 
 
@@ -1233,31 +1391,50 @@ for _n, _s in (("ssl-hello-chk", "SSLv3 hello checks"), ("mysql-check", "MySQL c
                ("redis-check", "Redis checks"), ("smtpchk", "SMTP checks"), ("ldap-check", "LDAP checks"),
                ("spop-check", "SPOP checks"), ("external-check", "external command checks")):
     OPTIONS[_n] = Keyword(_n, f"option {_n} ...", f"{_s} are not implemented; use 'option tcp-check' rules.",
-                          status="unsupported", caps="dlb")
-for _n, _s in (("http_proxy", "forward-proxy mode"), ("originalto", "X-Original-To"), ("httpslog", "HTTPS log format"),
-               ("http-restrict-req-hdr-names", "header-name restrictions"), ("forwarded", "the Forwarded header"),
-               ("tcp-smart-connect-delay", "smart connect")):
-    OPTIONS[_n] = Keyword(_n, f"option {_n} ...", f"{_s} is not implemented.", status="unsupported", caps="dflb")
+                          status="unsupported", caps=_BE)
+for _n, _s in (("originalto", "X-Original-To"), ("httpslog", "HTTPS log format"),
+               ("http-restrict-req-hdr-names", "header-name restrictions")):
+    OPTIONS[_n] = Keyword(_n, f"option {_n} ...", f"{_s} is not implemented.", status="unsupported", caps=_ANY)
+
+# options HAProxy 2.6 still recognises only to refuse them, with its own words
+_REMOVED_OPTIONS = {
+    "forceclose": "option 'forceclose' is not supported any more since HAProxy 2.0, please just remove it, or use "
+                  "'option httpclose' if absolutely needed.",
+    "http-tunnel": "option 'http-tunnel' is not supported any more since HAProxy 2.1, please just remove it, it "
+                   "shouldn't be needed.",
+    "http_proxy": "option 'http_proxy' is not supported any more since HAProxy 2.5. This option stopped working in "
+                  "HAProxy 1.9 and usually had nasty side effects. It can be more reliably implemented with "
+                  "combinations of 'http-request set-dst' and 'http-request set-uri', and even 'http-request "
+                  "do-resolve' if DNS resolution is desired.",
+}
+for _n, _msg in _REMOVED_OPTIONS.items():
+    OPTIONS[_n] = Keyword(_n, f"option {_n}", "Removed from HAProxy. " + _msg, status="removed", caps=_ANY)
 
 
 @pkw("option", "dflb", "[no] option <name> [args]", "Proxy options; see the option table.")
 def _p_option(st: Statement, px: ProxyDraft) -> None:
-    name = st.arg(0)
-    if name is None:
-        raise StatementError("'option' expects an option name.")
+    name = st.arg(0) or ""
+    if name == "":
+        raise StatementError("'option' expects an option name.", form="tight")
     kw = OPTIONS.get(name)
+    if kw is not None and kw.status == "removed":
+        raise StatementError(_REMOVED_OPTIONS[name])
+    if st.prefix and (kw is None or not kw.negatable):
+        raise StatementError(f"negation/default is not supported for option '{name}'.", form="tight")
+    if st.prefix == "default" and name != "redispatch":
+        raise StatementError(f"'option {name}' cannot handle unexpected argument '{name}'.")  # 2.6 quirk
     if kw is None:
         hint = did_you_mean(name, OPTIONS)
-        raise StatementError(f"unknown option '{name}'." + (f" Did you mean '{hint}' maybe ?" if hint else ""))
-    if st.prefix and kw.named_defaults_only:
-        raise StatementError(f"negation/default is not supported for option '{name}'.")
+        raise StatementError(f"unknown option '{name}'" + (f"; did you mean '{hint}' maybe ?" if hint else "."))
     if kw.status == "unsupported":
         raise StatementError(f"'option {name}' is a HAProxy option that haproxy-py does not implement: {kw.summary}")
+    if kw.negatable and name != "redispatch":
+        _option_no_extra(st, 0)
+    if not _cap_ok(px.kind, kw.caps):
+        st.warn(f"'{name}' ignored because {px.label} has no {_cap_name(kw.caps)} capability.")
+        return
     if kw.status == "ignored" and st.prefix != "no":
         st.warn(f"'option {name}' is not implemented by haproxy-py and is ignored.")
-    if not _cap_ok(px.kind, kw.caps):
-        st.warn(f"'option {name}' ignored because {px.label} has no {_cap_name(kw.caps)} capability.")
-        return
     assert kw.handler is not None
     kw.handler(st, px)
 
@@ -1328,7 +1505,8 @@ def _http_rule(family: str, actions: dict[str, int], caps: str, summary: str) ->
         if len(words) - 1 < actions[action]:
             raise StatementError(f"'{family} {action}' expects at least {actions[action]} argument(s).")
         _check_http_action(family, action, words[1:])
-        cond = parse_condition(cond_words, st.where, px.anon) if cond_words else None
+        cond = (_cond(st, px, cond_words, f"error detected while parsing an '{family} {action}' condition : {{err}}.")
+                if cond_words else None)
         field = {"http-request": "http_request_rules", "http-response": "http_response_rules",
                  "http-after-response": "http_after_response_rules"}[family]
         px.append(field, Rule(family=family, action=action, args=tuple(words[1:]), where=st.where, cond=cond))
@@ -1363,14 +1541,14 @@ def _p_tcp_request(st: Statement, px: ProxyDraft) -> None:
     kind = st.arg(0)
     if kind == "inspect-delay":
         _need(st, 2, "a time argument")
-        px.values["inspect_delay"] = grammar.parse_time(st.args[1], "tcp-request inspect-delay")
+        px.values["inspect_delay"] = grammar.parse_time(st.args[1], "tcp-request inspect-delay", warn=st.plain_warn)
         return
     if kind not in TCP_REQUEST_KINDS:
         raise StatementError(
             f"'tcp-request' expects 'inspect-delay', 'connection', 'session' or 'content' (got '{kind or ''}')."
         )
     if px.kind == "defaults" and not px.name:
-        raise StatementError("'tcp-request' not allowed in anonymous 'defaults' section.")
+        raise StatementError(f"tcp-request {kind} is not allowed in anonymous 'defaults' sections")
     words, cond_words = split_condition(st.args[1:])
     if not words:
         raise StatementError(f"'tcp-request {kind}' expects an action.")
@@ -1382,7 +1560,8 @@ def _p_tcp_request(st: Statement, px: ProxyDraft) -> None:
         )
     if action not in SUPPORTED_TCP_ACTIONS:
         raise StatementError(f"'tcp-request {kind} {action}' is a HAProxy action that haproxy-py does not implement.")
-    cond = parse_condition(cond_words, st.where, px.anon) if cond_words else None
+    cond = (_cond(st, px, cond_words, f"'tcp-request {kind} {action}' : error detected in {px.label} while parsing "
+                                       f"'{cond_words[0]}' condition : {{err}}") if cond_words else None)
     px.append("tcp_request_rules", Rule(family=f"tcp-request {kind}", action=action, args=tuple(words[1:]),
                                         where=st.where, cond=cond))
 
@@ -1398,8 +1577,11 @@ def _p_tcp_response(st: Statement, px: ProxyDraft) -> None:
 def _p_acl(st: Statement, px: ProxyDraft) -> None:
     if px.kind == "defaults" and not px.name:
         raise StatementError("'acl' not allowed in anonymous 'defaults' section.")
-    acl = parse_acl(st.args, st.where)
+    if not st.args or st.args[0] == "":
+        raise StatementError("'acl' expects an ACL name and a sample fetch.")
+    acl = parse_acl(st.args, st.where, check_fetch)
     px.append("acls", acl)
+    px.own_acls.add(acl.name)
 
 
 @pkw("redirect", "flb", "redirect location|prefix|scheme <to> [code <n>] [drop-query] [append-slash] [if|unless <cond>]",
@@ -1408,7 +1590,8 @@ def _p_redirect(st: Statement, px: ProxyDraft) -> None:
     words, cond_words = split_condition(st.args)
     if len(words) < 2 or words[0] not in ("location", "prefix", "scheme"):
         raise StatementError("'redirect' expects 'code', 'prefix', 'location', 'scheme', 'set-cookie', 'clear-cookie', 'drop-query' or 'append-slash'.")
-    cond = parse_condition(cond_words, st.where, px.anon) if cond_words else None
+    cond = (_cond(st, px, cond_words, f"error detected in {px.label} while parsing redirect rule : error in condition: {{err}}.")
+            if cond_words else None)
     px.append("http_request_rules", Rule(family="http-request", action="redirect", args=tuple(words), where=st.where, cond=cond))
 
 
@@ -1422,7 +1605,8 @@ def _p_monitor_uri(st: Statement, px: ProxyDraft) -> None:
 def _p_monitor(st: Statement, px: ProxyDraft) -> None:
     if st.arg(0) != "fail" or len(st.args) < 3:
         raise StatementError("'monitor' expects 'fail' and either 'if' or 'unless' followed by a condition.")
-    px.values["monitor_fail"] = parse_condition(st.args[1:], st.where, px.anon)
+    px.values["monitor_fail"] = _cond(st, px, st.args[1:], "error detected while parsing a 'monitor fail' condition : {err}.")
+    px.values["monitor_fail_where"] = st.where
 
 
 # ----------------------------------------------------------------------------------------------
@@ -1566,11 +1750,12 @@ def _p_stats(st: Statement, px: ProxyDraft) -> None:
         stats = attrs.evolve(stats, enabled=True, auths=stats.auths + (st.args[1],))
     elif sub == "refresh":
         _need(st, 2, "a time argument")
-        stats = attrs.evolve(stats, enabled=True, refresh=grammar.parse_time(st.args[1], "stats refresh"))
+        stats = attrs.evolve(stats, enabled=True, refresh=grammar.parse_time(st.args[1], "stats refresh", warn=st.plain_warn))
     elif sub == "admin":
         if px.kind == "defaults":
-            raise StatementError("'stats admin' not allowed in 'defaults' section.")
-        stats = attrs.evolve(stats, admin=parse_condition(st.args[1:], st.where, px.anon))
+            raise StatementError("'stats admin' not allowed in 'defaults' section.", form="tight")
+        cond = _cond(st, px, st.args[1:], "error detected while parsing a 'stats admin' rule : {err}.")
+        stats = attrs.evolve(stats, admin=cond, admin_where=st.where)
     elif sub == "hide-version":
         stats = attrs.evolve(stats, enabled=True, hide_version=True)
     elif sub == "show-legends":

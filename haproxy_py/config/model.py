@@ -226,6 +226,7 @@ class Stats:
     hide_version: bool = False
     show_legends: bool = False
     admin: Condition | None = None
+    admin_where: Location | None = None  # the `stats admin` line
     scopes: tuple[str, ...] = ()
 
 
@@ -272,6 +273,7 @@ class Proxy:
     inspect_delay: int | None = None
     monitor_uri: str | None = None
     monitor_fail: Condition | None = None
+    monitor_fail_where: Location | None = None  # the `monitor fail` line
 
     @property
     def is_frontend(self) -> bool:

@@ -1,4 +1,10 @@
-"""From a checked configuration to a running process: bind, detach, pidfile, old pids, trio.run."""
+"""From a checked configuration to a running process.
+
+Order matters and follows HAProxy: take the old process's sockets (reload), raise the fd limit,
+bind what is left, go to the background, write the pidfile, drop privileges, tell the old
+processes to finish (-sf) or terminate (-st), then run trio. Anything that can fail does so
+before the old process is signalled, so a failed reload leaves the old process serving.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +15,13 @@ from typing import TYPE_CHECKING
 import trio
 
 from haproxy_py.config.model import Config
+from haproxy_py.process import privileges
 from haproxy_py.process.daemon import Daemon
+from haproxy_py.process.notify import sd_notify
 from haproxy_py.process.pidfile import write_pidfile
+from haproxy_py.process.reload import fetch_from_old, make_export_socket
 from haproxy_py.runtime.listeners import BindError, bind_all
-from haproxy_py.runtime.supervisor import serve, unsupported_features
+from haproxy_py.runtime.supervisor import block_control_signals, serve, unsupported_features
 
 if TYPE_CHECKING:
     from haproxy_py.cli import Options, Reporter
@@ -25,9 +34,7 @@ def signal_old(pids: tuple[int, ...], signum: int) -> None:
             continue
         try:
             os.kill(pid, signum)
-        except ProcessLookupError:
-            pass
-        except PermissionError:
+        except (ProcessLookupError, PermissionError):
             pass
 
 
@@ -45,34 +52,59 @@ def run(config: Config, opts: Options, rep: Reporter) -> int:
                 rep.warning(f"config : [{srv.where.file}:{srv.where.line}] : 'server {px.name}/{srv.name}' : health "
                             "checks are not available in this version of haproxy-py; the server is considered UP.")
                 break
-    reuseport = not (opts.no_reuseport or config.global_.noreuseport)
+
+    old_pids = opts.soft_stop_pids + opts.hard_stop_pids
+    inherited = {}
+    if old_pids or opts.socket_from:
+        try:
+            inherited = fetch_from_old(old_pids, opts.socket_from)
+        except OSError as e:
+            rep.warning(f"Failed to get the sockets from the old process ({e}); binding new ones.")
+    g = config.global_
+    maxconn = opts.global_maxconn or g.maxconn or privileges.default_maxconn()
+    listener_count = config.listener_count
+    privileges.raise_fd_limit(g.ulimit_n or privileges.fd_limit_for(maxconn, listener_count))
+
+    reuseport = not (opts.no_reuseport or g.noreuseport)
     try:
-        listeners = bind_all(config, reuseport=reuseport)
+        listeners = bind_all(config, reuseport=reuseport, inherited=inherited)
     except BindError as e:
         rep.alert(str(e))
         rep.alert("[haproxy.main()] Some protocols failed to start their listeners! Exiting.")
         return 1
-    daemon_mode = (opts.daemon or config.global_.daemon) and not opts.foreground
-    pidfile = opts.pidfile or config.global_.pidfile
+
+    daemon_mode = (opts.daemon or g.daemon) and not opts.foreground
+    pidfile = opts.pidfile or g.pidfile
     daemon = Daemon()
     if daemon_mode:
         daemon.detach()
     try:
-        if pidfile and daemon_mode:
+        # HAProxy writes the pidfile in daemon mode; -p with -db is honoured too, for tools
+        if pidfile and (daemon_mode or opts.pidfile):
             write_pidfile(pidfile, os.getpid())
-        elif pidfile and opts.pidfile:
-            # haproxy writes the pidfile in daemon mode only; -p with -db is still useful to tools
-            write_pidfile(pidfile, os.getpid())
+        privileges.drop(g)
     except OSError as e:
         rep.alert(f"[haproxy.main()] Cannot create pidfile {pidfile} ({e.strerror})")
         daemon.report(1)
         return 1
+    except privileges.PrivilegeError as e:
+        rep.alert(str(e))
+        daemon.report(1)
+        return 1
+    export = make_export_socket()
+    block_control_signals()
     signal_old(opts.soft_stop_pids, signal.SIGUSR1)
     signal_old(opts.hard_stop_pids, signal.SIGTERM)
-    if daemon_mode:
-        daemon.report(0)
-        daemon.redirect_stdio()
-    trio.run(serve, config, listeners)
+
+    def ready() -> None:
+        sd_notify(f"MAINPID={os.getpid()}\nREADY=1")
+        if daemon_mode:
+            daemon.report(0)
+            daemon.redirect_stdio()
+
+    try:
+        trio.run(lambda: serve(config, listeners, maxconn=maxconn, export_sock=export, on_ready=ready))
+    finally:
+        if export is not None:
+            export.close()
     return 0
-
-

@@ -164,8 +164,28 @@ class ConnLimit:
             await self._freed.wait()
 
 
+@attrs.define(eq=False)
+class Gate:
+    """Paused or not: SIGTTOU closes it (stop accepting), SIGTTIN opens it again."""
+
+    is_open: bool = True
+    _opened: trio.Event = attrs.field(factory=trio.Event)
+
+    def close(self) -> None:
+        self.is_open = False
+
+    def open(self) -> None:
+        self.is_open = True
+        self._opened.set()
+        self._opened = trio.Event()
+
+    async def wait_open(self) -> None:
+        while not self.is_open:
+            await self._opened.wait()
+
+
 async def accept_loop(listener: Listener, limits: list[ConnLimit], handler: ConnectionHandler,
-                      nursery: trio.Nursery) -> None:
+                      nursery: trio.Nursery, gate: Gate | None = None) -> None:
     """Accept connections until cancelled, in batches, holding off at any limit.
 
     Each connection runs `handler(sock, listener)` as its own task in `nursery`; a failure there
@@ -173,9 +193,13 @@ async def accept_loop(listener: Listener, limits: list[ConnLimit], handler: Conn
     """
     sock = listener.sock
     while True:
+        if gate is not None:
+            await gate.wait_open()
         for lim in limits:
             await lim.wait_free()
         await trio.lowlevel.wait_readable(sock)
+        if gate is not None and not gate.is_open:
+            continue
         for _ in range(ACCEPT_BATCH):
             if any(lim.full() for lim in limits):
                 break

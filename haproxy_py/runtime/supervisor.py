@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import signal
 import socket
-import sys
+from collections.abc import Callable
 
 import attrs
 import trio
@@ -23,7 +23,8 @@ from haproxy_py.config.model import Config
 from haproxy_py.runtime.checks import run_checks
 from haproxy_py.runtime.connect import BackendRuntime
 from haproxy_py.runtime.http_session import http_session
-from haproxy_py.runtime.listeners import ConnLimit, Listener, accept_loop
+from haproxy_py.process.reload import send_listeners
+from haproxy_py.runtime.listeners import ConnLimit, Gate, Listener, accept_loop
 from haproxy_py.runtime.session import FrontendRuntime, tcp_session
 
 DEFAULT_GLOBAL_MAXCONN = 4096
@@ -61,13 +62,30 @@ def unsupported_features(config: Config) -> list[str]:
     return problems
 
 
-async def serve(config: Config, listeners: list[Listener], *, handle_signals: bool = True,
+CONTROL_SIGNALS = (signal.SIGUSR1, signal.SIGTERM, signal.SIGINT, signal.SIGTTOU, signal.SIGTTIN)
+
+
+def block_control_signals() -> None:
+    """Hold control signals pending until the runtime can handle them (see `_signals`).
+
+    Without this, a SIGUSR1 from a quick successive reload that lands before trio installs its
+    handlers would kill the process with the default action, dropping its sessions.
+    """
+    signal.pthread_sigmask(signal.SIG_BLOCK, CONTROL_SIGNALS)
+
+
+async def serve(config: Config, listeners: list[Listener], *, maxconn: int = DEFAULT_GLOBAL_MAXCONN,
+                export_sock: socket.socket | None = None, handle_signals: bool = True,
+                on_ready: Callable[[], None] | None = None,
                 task_status: trio.TaskStatus[Runtime] = trio.TASK_STATUS_IGNORED) -> None:
-    """Run the proxy until a stop signal (or cancellation)."""
+    """Run the proxy until a stop signal (or cancellation).
+
+    `on_ready` is called once signals are handled, which is when a launcher may report success.
+    """
     rt = Runtime.build(config)
-    global_limit = ConnLimit(config.global_.maxconn or DEFAULT_GLOBAL_MAXCONN)
+    global_limit = ConnLimit(maxconn)
     fe_limits = {name: ConnLimit(fe.proxy.maxconn) for name, fe in rt.frontends.items()}
-    accept_scope = trio.CancelScope()
+    control = StopControl(config=config)
 
     async def handle(conn: socket.socket, listener: Listener) -> None:
         frontend = rt.frontends[listener.proxy.name]
@@ -77,30 +95,82 @@ async def serve(config: Config, listeners: list[Listener], *, handle_signals: bo
             await tcp_session(conn, frontend)
 
     async with trio.open_nursery() as outer:
+        control.everything = outer.cancel_scope
         if handle_signals:
-            outer.start_soon(_signals, accept_scope, outer.cancel_scope, config)
+            await outer.start(_signals, control)
+        if on_ready is not None:
+            on_ready()
+        if export_sock is not None:
+            outer.start_soon(_export_listeners, export_sock, listeners, control)
         outer.start_soon(run_checks, rt)
         async with trio.open_nursery() as sessions:
-            with accept_scope:
+            with control.accepting:
                 async with trio.open_nursery() as acceptors:
                     for lst in listeners:
                         limits = [global_limit, fe_limits[lst.proxy.name]]
-                        acceptors.start_soon(accept_loop, lst, limits, handle, sessions)
+                        acceptors.start_soon(accept_loop, lst, limits, handle, sessions, control.gate)
                     task_status.started(rt)
-            # soft stop: no new connections; the kernel refuses new ones once the sockets close
+            # soft stop: stop accepting and let go of the sockets (a successor may still hold them)
             for lst in listeners:
                 lst.sock.close()
         outer.cancel_scope.cancel()
 
 
-async def _signals(accept_scope: trio.CancelScope, everything: trio.CancelScope, config: Config) -> None:
-    with trio.open_signal_receiver(signal.SIGUSR1, signal.SIGTERM, signal.SIGINT) as signals:
+@attrs.define(eq=False)
+class StopControl:
+    """The stop and pause state shared by the signal handler and the accept loops."""
+
+    config: Config
+    accepting: trio.CancelScope = attrs.field(factory=trio.CancelScope)
+    everything: trio.CancelScope | None = None
+    gate: Gate = attrs.field(factory=lambda: Gate())
+    handed_over: bool = False
+
+    def soft_stop(self) -> None:
+        self.accepting.cancel()
+        hard = self.config.global_.hard_stop_after
+        if hard and self.everything is not None:
+            self.everything.deadline = min(self.everything.deadline, trio.current_time() + hard / 1000.0)
+
+    def hard_stop(self) -> None:
+        if self.everything is not None:
+            self.everything.cancel()
+
+
+async def _signals(control: StopControl, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    with trio.open_signal_receiver(*CONTROL_SIGNALS) as signals:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, CONTROL_SIGNALS)
+        task_status.started()
         async for signum in signals:
             if signum == signal.SIGUSR1:
-                accept_scope.cancel()
-                hard = config.global_.hard_stop_after
-                if hard:
-                    everything.deadline = min(everything.deadline, trio.current_time() + hard / 1000.0)
+                grace = control.config.global_.grace
+                if grace and not control.handed_over:
+                    await trio.sleep(grace / 1000.0)
+                control.soft_stop()
+            elif signum == signal.SIGTTOU:
+                control.gate.close()
+            elif signum == signal.SIGTTIN:
+                control.gate.open()
             else:
-                everything.cancel()
+                control.hard_stop()
                 return
+
+
+async def _export_listeners(sock: socket.socket, listeners: list[Listener], control: StopControl) -> None:
+    """Hand the listening sockets to a successor that asks (reload without a dropped connection)."""
+    pairs = [(lst.key, lst.sock) for lst in listeners]
+    while True:
+        await trio.lowlevel.wait_readable(sock)
+        try:
+            conn, _ = sock.accept()
+        except BlockingIOError:
+            continue
+        with conn:
+            conn.settimeout(2.0)
+            try:
+                request = await trio.to_thread.run_sync(conn.recv, 64)
+                if request.strip() == b"_getsocks" and not control.accepting.cancel_called:
+                    await trio.to_thread.run_sync(send_listeners, conn, pairs)
+                    control.handed_over = True
+            except OSError:
+                pass

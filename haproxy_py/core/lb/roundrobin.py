@@ -6,12 +6,13 @@ fwrr itself: every server has a next position `npos` on a virtual axis, a cursor
 advances by one per pick, and the server with the smallest position (heavier first on ties) is
 taken, then moved `total_weight / weight` further, carrying the remainder. Servers that would land
 beyond the current window wait in a "next" tree; when the current tree empties, "next" becomes the
-"init" tree of the next window. Fresh servers wait in "init" and join the rotation only when the
-current tree has a hole, which is why a rotation starts with the first declared server.
+"init" tree of the next window. Fresh servers wait in "init", heaviest first (declaration order
+among equals), and join the rotation only when the current tree has a hole: that is why 1/1/1
+starts at s1 and 3/2/1 gives s1 s2 s1 s3 s1 s2.
 
 Weight and state changes are applied per server, exactly as HAProxy's callbacks do, so the rotation
 is adjusted rather than restarted. Every pick is O(log n): the trees are binary heaps with lazy
-deletion.
+deletion. The one deliberate departure from HAProxy (`exact_windows`) is described on the class.
 """
 
 from __future__ import annotations
@@ -37,7 +38,6 @@ class _Node:
 
     __slots__ = (
         "srv",
-        "rank",
         "npos",
         "lpos",
         "rweight",
@@ -50,9 +50,8 @@ class _Node:
         "turns",
     )
 
-    def __init__(self, srv: ServerState, rank: int) -> None:
+    def __init__(self, srv: ServerState) -> None:
         self.srv = srv
-        self.rank = rank
         self.npos = 0
         self.lpos = 0
         self.rweight = 0
@@ -114,7 +113,24 @@ class _Group:
 
 
 class RoundRobinBalancer(Balancer):
-    """HAProxy's `roundrobin`: weighted, dynamic weights, starts at the first declared server."""
+    """HAProxy's `roundrobin`: weighted, dynamic weights, starts with the heaviest server
+    (the first declared one among equals).
+
+    `exact_windows` is the one deliberate difference from HAProxy. A server joining a window late
+    (when the current tree has a hole) starts at the cursor; if that delay exceeds its step,
+    HAProxy pushes it to the next window one turn short, so for some weight sets a server gets
+    eweight-1 turns per window instead of eweight (weights 156/146/256/202: s2 gets 2335 of every
+    12159 picks instead of 2336 of 12160), a small but systematic under-share. With the flag on, a
+    server stays in the current tree until it has had its eweight turns (its owed turn comes at
+    the very end of the window), so every window lasts exactly 16 x Σ weights picks with exact
+    shares. Whenever HAProxy's windows are already exact, which includes every observed sequence,
+    nothing changes, since a server then reaches the end of the window exactly on its last turn;
+    and a server is never given two turns in a row more than HAProxy gives it. The rule is
+    suspended in a window during which weights changed, where HAProxy's own logic applies.
+    Set it to False to get HAProxy's rotation unaltered.
+    """
+
+    exact_windows: bool = True
 
     def __init__(self, servers: Sequence[ServerState], params: BalanceParams) -> None:
         self._nodes: list[_Node] = []
@@ -162,20 +178,9 @@ class RoundRobinBalancer(Balancer):
             key = SRV_UWGHT_RANGE * node.npos + (SRV_EWGHT_MAX + node.rweight - node.eweight) // BE_WEIGHT_SCALE
             grp.curr.insert(node, key, self._next_seq())
 
-    @staticmethod
-    def _owed_turn(grp: _Group, node: _Node) -> bool:
-        """Does this server still have a turn due in the current window? (not in HAProxy)
-
-        A server joining the window late (when the current tree has a hole) starts at the
-        cursor; if that delay exceeds its step, HAProxy pushes it to the next window one turn
-        short, so it gets eweight-1 of every window's picks instead of eweight (for instance
-        weights 156/146/256/202: s2 gets 2335 of each 12159 picks). Keeping it in the current tree
-        until it has had its eweight turns gives exact proportions per window; the window then
-        lasts exactly Σ eweight picks. Whenever HAProxy's own windows are exact (all the
-        observed sequences) nothing changes, since a server then reaches 2 x curr_weight exactly
-        on its last turn. Only applies while weights are stable.
-        """
-        return grp.curr_weight == grp.next_weight and node.turns < node.eweight
+    def _owed_turn(self, grp: _Group, node: _Node) -> bool:
+        """Does this server still have a turn due in the current window? (`exact_windows`)"""
+        return self.exact_windows and grp.curr_weight == grp.next_weight and node.turns < node.eweight
 
     def _get_srv(self, node: _Node) -> None:
         """Prepare a server leaving its tree, depending on which one it was in (fwrr_get_srv)."""
@@ -258,7 +263,7 @@ class RoundRobinBalancer(Balancer):
         self._recount()
 
     def _init_groups(self) -> None:
-        self._nodes = [_Node(s, i) for i, s in enumerate(self.servers)]
+        self._nodes = [_Node(s) for s in self.servers]
         for node in self._nodes:
             node.eweight = node.srv.eweight * BE_WEIGHT_SCALE
             node.usable = node.srv.usable
