@@ -17,6 +17,7 @@ an error on the right-hand side is always reported.
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Mapping
 
 from haproxy_py import version as _version
@@ -215,7 +216,14 @@ def evaluate_text(text: str, env: Mapping[str, str]) -> bool:
     if text == "":
         return False
     parser = _Parser(text, env)
-    status, value, end = parser.parse_expr(0, MAX_RECURSION)
+    # HAProxy allows 1024 levels of recursion (about 340 nested parentheses); Python's default
+    # stack limit is lower than what that needs
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(limit, 4 * MAX_RECURSION))
+    try:
+        status, value, end = parser.parse_expr(0, MAX_RECURSION)
+    finally:
+        sys.setrecursionlimit(limit)
     if status == 0:
         raise ConditionSyntaxError(f"unparsable conditional expression '{text}'", end + 1)
     end = parser.skip(end)

@@ -130,8 +130,6 @@ def parse_acl_expression(name: str, words: list[str], where: Location, check: Fe
             i += 1
             break
         if f not in ACL_FLAGS:
-            if len(f) > 1 and f[1].isdigit():
-                break  # a negative integer pattern
             raise ConditionError(
                 f"'{f}' is not a valid ACL option. Please use '--' before any pattern beginning with a '-'"
             )

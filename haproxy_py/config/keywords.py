@@ -86,6 +86,7 @@ class ProxyDraft:
     # parsing the rule, against the ACLs of the section itself: ACLs written earlier in the same
     # section only, never those of the defaults section a proxy inherits from.
     own_acls: set[str] = attrs.field(factory=set)
+    server_ids: dict[int, tuple[str, Location]] = attrs.field(factory=dict)  # ids given with `id`
 
     @property
     def label(self) -> str:
@@ -263,55 +264,83 @@ _LOG_FACILITIES = (
 _LOG_LEVELS = "emerg alert crit err warning notice info debug".split()
 
 
-def parse_log(st: Statement) -> LogTarget | None:
-    """`log <target> [len n] [format f] [sample r:s] <facility> [max [min]]` or `log global`."""
-    args = list(st.args)
-    if args == ["global"]:
+def parse_log(st: Statement, in_proxy: bool = True) -> LogTarget | None:
+    """`log <target> [len n] [format f] [sample r:s] <facility> [max [min]]` or `log global`.
+
+    Messages are 2.6's ("log : unknown log facility 'foo'"); a host name target is accepted as
+    written (HAProxy resolves it at start-up).
+    """
+    args = [a for a in st.args]
+    while args and args[-1] == "":
+        args.pop()
+    if st.prefix == "no":
+        if args:
+            raise StatementError("log : 'no log' does not expect arguments")
+        return None
+    usage = "log : expects <address> and <facility> or global as arguments" if in_proxy else \
+        "log : expects <address> and <facility>  as arguments"
+    if st.prefix == "default" or not args:
+        raise StatementError(usage)
+    if args == ["global"] and in_proxy:
         return LogTarget(target="global")
-    if not args:
-        raise StatementError("'log' expects either <address[:port]> and <facility> or 'global' as arguments.")
     target = expand_address_vars(args.pop(0), st.env)
     length, fmt = 1024, "rfc3164"
     while args and args[0] in ("len", "format", "sample", "profile"):
         key = args.pop(0)
-        if not args:
-            raise StatementError(f"'log' : missing value after '{key}'.")
-        value = args.pop(0)
+        value = args.pop(0) if args else ""
         if key == "len":
-            length = grammar.parse_int(value, "log len", 80, 65535)
+            if not value.isdigit() or not 80 <= int(value) <= 65535:
+                raise StatementError(f"log : invalid log length '{value}', must be between 80 and 65535")
+            length = int(value)
         elif key == "format":
             if value not in ("rfc3164", "rfc5424", "short", "raw", "timed", "iso", "local", "priority"):
-                raise StatementError(f"unknown log format '{value}'")
+                raise StatementError(f"log : unknown log format '{value}'")
             fmt = value
     if not args:
-        raise StatementError("'log' expects <facility> as argument.")
+        raise StatementError(usage)
     facility = args.pop(0)
     if facility not in _LOG_FACILITIES:
-        raise StatementError(f"unknown log facility '{facility}'")
+        raise StatementError(f"log : unknown log facility '{facility}'")
     level = args.pop(0) if args else None
+    if level is not None and level not in _LOG_LEVELS:
+        raise StatementError(f"log : unknown optional log level '{level}'")
     min_level = args.pop(0) if args else None
-    for lv in (level, min_level):
-        if lv is not None and lv not in _LOG_LEVELS:
-            raise StatementError(f"unknown optional log level '{lv}'")
+    if min_level is not None and min_level not in _LOG_LEVELS:
+        raise StatementError(f"log : unknown optional minimum log level '{min_level}'")
     if args:
-        raise StatementError(f"'log' cannot handle unexpected argument '{args[0]}'.")
-    if not (target in ("stdout", "stderr") or target.startswith("/") or target.startswith("ring@")
-            or target.startswith("unix@") or target.startswith("fd@")):
-        host, _, port = target.rpartition(":") if ":" in target else (target, "", "514")
-        if port and not port.isdigit():
-            raise StatementError(f"'log' : invalid port '{port}' in '{target}'")
+        raise StatementError(f"log : cannot handle unexpected argument '{args[0]}'")
+    _check_log_target(target)
     return LogTarget(target=target, facility=facility, level=level, min_level=min_level, length=length, format=fmt)
+
+
+def _check_log_target(target: str) -> None:
+    if target in ("stdout", "stderr") or target.startswith(("/", "ring@", "unix@", "fd@", "abns@")):
+        return
+    rest = target.split("@", 1)[1] if target.startswith(("udp@", "udp4@", "udp6@", "ipv4@", "ipv6@")) else target
+    if rest.startswith("[") and "]" in rest:
+        host, port = rest[1:rest.index("]")], rest[rest.index("]") + 1:].lstrip(":")
+    elif ":" in rest:
+        host, _, port = rest.rpartition(":")
+    else:
+        host, port = rest, ""
+    if port:
+        if port[0] in "+-":
+            raise StatementError(f"log : port offset not permitted here in '{target}'")
+        if not port[0].isdigit():
+            raise StatementError(f"log : invalid character '{port[0]}' in port number '{port}' in '{target}'")
+        if "-" in port:
+            raise StatementError(f"log : port range not permitted here in '{target}'")
+    if host == "" or (not re.fullmatch(r"[A-Za-z0-9_.:-]+", host)):
+        raise StatementError(f"log : invalid address: '{host}' in '{target}'")
 
 
 @gkw("log", "log <target> [len <n>] [format <f>] <facility> [<level> [<minlevel>]]",
      "Send logs to stdout/stderr, a UDP syslog server, or a unix socket such as /dev/log.")
 def _g_log(st: Statement, g: dict[str, Any]) -> None:
-    if st.prefix == "no":
+    target = parse_log(st, in_proxy=False)
+    if target is None:  # no log
         g["logs"] = ()
         return
-    target = parse_log(st)
-    if target is not None and target.target == "global":
-        raise StatementError("'log global' only makes sense in 'defaults', 'frontend', 'backend' and 'listen' sections.")
     g["logs"] = tuple(g.get("logs", ())) + (target,)
 
 
@@ -762,6 +791,13 @@ def _p_use_backend(st: Statement, px: ProxyDraft) -> None:
         raise StatementError("'use_backend' expects a backend name." if not args else
                              f"'use_backend' cannot handle unexpected argument '{args[1]}'.")
     cond = _cond(st, px, cond_words, "error detected while parsing switching rule : {err}.") if cond_words else None
+    if "%[" in args[0]:
+        from haproxy_py.config import samples
+
+        try:
+            samples.check_log_format(args[0])
+        except ConditionError as e:
+            raise StatementError(f"failed to parse use_backend rule '{args[0]}' : {e.message}.", form="Parsing") from None
     px.append("use_backends", UseBackend(name=args[0], where=st.where, cond=cond))
 
 
@@ -794,28 +830,60 @@ def _p_bind(st: Statement, px: ProxyDraft) -> None:
         if kw.status == "ignored":
             st.warn(f"'bind' : option '{name}' is not implemented by haproxy-py and is ignored.")
         if kw.handler is not None:
-            kw.handler(values, value)
+            try:
+                kw.handler(values, value)
+            except StatementError as e:
+                raise StatementError(f"{where} : {e.message}") from None
         i += 1 + nargs
     px.append("binds", Bind(addresses=tuple(addresses), where=st.where, **values))
 
 
-def did_you_mean(word: str, candidates: Mapping[str, Any] | list[str]) -> str | None:
-    """HAProxy-style hint: the closest known keyword, if it is close enough."""
-    import difflib
+def _fingerprint(word: str) -> dict[int, int]:
+    """HAProxy's make_word_fingerprint(): counts of adjacent character classes in a 32x32 matrix
+    (stored sparsely). Letters are 1..26, digits 27, anything else 28, and the word's start and end
+    count as 28 too (so `-` looks like a word boundary)."""
+    def cls(c: str) -> int:
+        c = c.lower()
+        if "a" <= c <= "z":
+            return ord(c) - ord("a") + 1
+        return 27 if "0" <= c <= "9" else 28
 
-    names = list(candidates)
-    close = difflib.get_close_matches(word, names, n=1, cutoff=0.7)
-    return close[0] if close else None
+    fp: dict[int, int] = {}
+    prev = 28
+    for c in word + "\x00":
+        cur = cls(c)
+        fp[32 * prev + cur] = fp.get(32 * prev + cur, 0) + 1
+        prev = cur
+    return fp
+
+
+def did_you_mean(word: str, candidates: Mapping[str, Any] | list[str]) -> str | None:
+    """HAProxy's "did you mean ... maybe ?" hint (cfg_find_best_match()): the candidate with the
+    smallest fingerprint distance, if it is within twice the length of both words."""
+    ref = _fingerprint(word)
+    best: str | None = None
+    best_dist = 1 << 30
+    for name in candidates:
+        fp = _fingerprint(name)
+        dist = sum(abs(ref.get(k, 0) - fp.get(k, 0)) for k in set(ref) | set(fp))
+        if dist < best_dist:
+            best, best_dist = name, dist
+    if best is None or best_dist > 2 * len(word) or best_dist > 2 * len(best):
+        return None
+    return best
 
 
 _PARAM_ARGS: dict[tuple[str, str], int] = {}
 
 
-def check_fetch(fetch: str, flags: list[str], patterns: list[str]) -> None:
-    """Validate an ACL's sample expression against HAProxy 2.6's fetch and converter tables."""
+def fetch_checker(st: Statement) -> Callable[[str, list[str], list[str]], None]:
+    """Validates an ACL's sample expression, flags and patterns against HAProxy 2.6's tables."""
     from haproxy_py.config import samples
 
-    samples.check_acl_expression(fetch, flags, patterns)
+    def check(fetch: str, flags: list[str], patterns: list[str]) -> None:
+        samples.check_acl_expression(fetch, flags, patterns, st.base_dir)
+
+    return check
 
 
 def _cond(st: Statement, px: ProxyDraft, words: list[str], wrap: str) -> Condition:
@@ -824,7 +892,7 @@ def _cond(st: Statement, px: ProxyDraft, words: list[str], wrap: str) -> Conditi
     `wrap` is HAProxy's context sentence for this rule family, with `{err}` for the inner message.
     """
     try:
-        return parse_condition(words, st.where, px.anon, known=px.own_acls, check=check_fetch)
+        return parse_condition(words, st.where, px.anon, known=px.own_acls, check=fetch_checker(st))
     except ConditionError as e:
         raise StatementError(wrap.format(err=e.message)) from None
 
@@ -854,7 +922,13 @@ _bparam("v6only", 0, "Accept only IPv6 on an IPv6 socket.", apply=_set("v6only")
 _bparam("defer-accept", 0, "TCP_DEFER_ACCEPT on the socket.", apply=_set("defer_accept"))
 _bparam("tfo", 0, "TCP fast open on the socket.", apply=_set("tfo"))
 _bparam("interface", 1, "Bind to this network interface (SO_BINDTODEVICE).", apply=_set("interface"))
-_bparam("mode", 1, "Permissions of a unix socket (octal).", apply=_set("mode", lambda v: int(v, 8)))
+def _octal_mode(v: str) -> int:
+    if not re.fullmatch(r"[0-7]+", v):
+        raise StatementError(f"'mode' : missing or invalid mode '{v}' (octal integer expected)")
+    return int(v, 8)
+
+
+_bparam("mode", 1, "Permissions of a unix socket (octal).", apply=_set("mode", _octal_mode))
 _bparam("uid", 1, "Owner of a unix socket.", apply=_set("uid", _int_conv("uid")))
 _bparam("gid", 1, "Group of a unix socket.", apply=_set("gid", _int_conv("gid")))
 _bparam("noreuseport", 0, "Do not set SO_REUSEPORT.", apply=lambda v, a: v.__setitem__("reuseport", False))
@@ -891,18 +965,23 @@ ServerConv = Callable[[str, str], Any]
 
 
 def _srv_time(label: str, name: str | None = None) -> ServerConv:
+    """A delay of a server keyword; `label` is the keyword 2.6 names in its error (see above)."""
+    factors = {"us": 0.001, "ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
+
     def conv(v: str, srv: str) -> int:
         m = re.match(r"[0-9]*", v)
         assert m is not None
         digits, rest = m.group(0), v[m.end():]
-        unit = next((u for u in ("us", "ms", "s", "m", "h", "d") if rest.startswith(u)), "")
-        if digits == "" or rest[len(unit):] != "":
-            bad = (rest[len(unit):] or rest or v)[:1]
+        unit = next((u for u in factors if rest.startswith(u)), "")
+        tail = rest[len(unit):]
+        if digits == "" or tail:
+            bad = v[:1] if digits == "" else tail[:1]
             raise StatementError(f"unexpected character '{bad}' in '{label}' argument of server {srv}.")
-        value = grammar.parse_time(digits + unit, label)  if int(digits) * {"": 1, "us": 0, "ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}[unit] <= 2**31 - 1 else None
-        if value is None:
-            raise StatementError(f"timer overflow in argument <{v}> to <{name or label}> of server {srv}, maximum value "
-                                 "is 2147483647 ms (~24.8 days).")
+        ms = int(digits) * factors[unit or "ms"]
+        if ms > 2**31 - 1:
+            raise StatementError(f"timer overflow in argument <{v}> to <{name or label}> of server {srv}, maximum "
+                                 "value is 2147483647 ms (~24.8 days).")
+        value = int(ms) if ms >= 1 or ms == 0 else 1
         if value == 0 and name is not None:
             raise StatementError(f"invalid value 0 for argument '{name}' of server {srv}.")
         return value
@@ -937,9 +1016,17 @@ def _srv_port(v: str, srv: str) -> int | None:
 
 
 def _srv_addr(v: str, srv: str) -> str:
+    """`addr <ip>[:port]` of checks (a name is accepted as written; HAProxy would resolve it)."""
+    host = v
+    if v.startswith("[") and "]" in v:
+        host = v[1:v.index("]")]
+    elif v.count(":") == 1:
+        host = v.partition(":")[0]
     try:
-        return str(ipaddress.ip_address(v))
+        return str(ipaddress.ip_address(host))
     except ValueError:
+        if re.fullmatch(r"[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?", host) and not re.fullmatch(r"[0-9.]+", host):
+            return host
         raise StatementError(f"'addr' : invalid address: '{v}' in '{v}'") from None
 
 
@@ -1134,62 +1221,76 @@ def _server_fields(values: dict[str, Any]) -> dict[str, Any]:
 
 @pkw("server", "lb", "server <name> <addr>[:<port>] [params]", "A server of the backend.", wrong_cap_alert=True)
 def _p_server(st: Statement, px: ProxyDraft) -> None:
-    if len(st.args) < 2:
-        raise StatementError("'server' expects <name> and <addr>[:<port>] as arguments.")
+    if len(st.args) < 2 or "" in st.args[:2]:
+        raise StatementError("'server' expects <name> and <addr>[:<port>] as arguments.", form="bracket")
     name = st.args[0]
     label = f"{px.name}/{name}"
     for c in name:
-        if not (c.isalnum() or c in "-_.:"):
-            raise StatementError(f"character '{c}' is not permitted in server name '{name}'.", server=label)
+        if not (c.isascii() and (c.isalnum() or c in "-_.:")):
+            raise StatementError(f"character '{c}' is not permitted in server name '{name}'.", form="bracket")
     try:
         address = grammar.parse_server_address(expand_address_vars(st.args[1], st.env), resolve=st.resolve)
     except StatementError as e:
         raise StatementError(e.message, server=label) from None
     values = parse_server_params(st.args[2:], px.default_server, st, label, name)
-    _add_server(st, px, name, address, values)
+    _add_server(st, px, name, address, values, explicit_id="id" in values)
 
 
-def _add_server(st: Statement, px: ProxyDraft, name: str, address: Any, values: dict[str, Any]) -> None:
+def _add_server(st: Statement, px: ProxyDraft, name: str, address: Any, values: dict[str, Any],
+                explicit_id: bool) -> None:
+    """Add a server; ids not given with `id` are assigned after the section (first free ones)."""
+    label = f"{px.name}/{name}"
     if name in px.server_names:
         prev = px.server_names[name]
-        raise StatementError(
-            f"backend '{px.name}' has the same server name '{name}' declared at {prev.file}:{prev.line}.",
-            server=f"{px.name}/{name}",
-        )
-    px.server_names[name] = st.where
-    position = len(px.values.get("servers", ())) + 1
+        kind = "proxy" if px.kind == "listen" else px.kind
+        raise StatementError(f"{kind} '{px.name}', another server named '{name}' was already defined at line "
+                             f"{prev.line}, please use distinct names.")
     fields = _server_fields(values)
-    fields.setdefault("id", position)
-    if "id" not in values:
-        fields["id"] = position
+    if explicit_id:
+        used = px.server_ids.get(fields["id"])
+        if used is not None:
+            raise StatementError(f"'id' : custom id {fields['id']} already used at {used[1].file}:{used[1].line} "
+                                 f"('server {used[0]}').", server=label)
+        px.server_ids[fields["id"]] = (name, st.where)
+    else:
+        fields["id"] = 0  # assigned when the section ends
+    px.server_names[name] = st.where
     px.append("servers", Server(name=name, address=address, where=st.where, **fields))
 
 
 @pkw("server-template", "lb", "server-template <prefix> <num|range> <addr>[:<port>] [params]",
      "Declare numbered servers <prefix>1..<prefix>N sharing one address and parameters.", wrong_cap_alert=True)
 def _p_server_template(st: Statement, px: ProxyDraft) -> None:
-    if len(st.args) < 3:
-        raise StatementError("'server-template' expects <prefix> <nb | range> <addr>[:<port>] as arguments.")
+    if len(st.args) < 3 or "" in st.args[:3]:
+        raise StatementError("'server-template' expects <prefix> <nb | range> <addr>[:<port>] as arguments.",
+                             form="bracket")
     prefix, rng = st.args[0], st.args[1]
-    lo_s, _, hi_s = rng.partition("-")
-    if not lo_s.isdigit() or (hi_s and not hi_s.isdigit()):
-        raise StatementError(f"Invalid range '{rng}' for server-template.")
-    lo, hi = (int(lo_s), int(hi_s)) if hi_s else (1, int(lo_s))
-    if lo < 1 or hi < lo:
-        raise StatementError(f"Invalid range '{rng}' for server-template.")
+    m = re.fullmatch(r"([0-9]+)(?:-([0-9]+))?", rng)
+    lo, hi = (int(m.group(1)), int(m.group(2))) if m and m.group(2) else (1, int(m.group(1)) if m else 0)
+    if not m or lo < 1 or hi < lo:
+        raise StatementError(f"Wrong server-template number or range arg '{rng}'.", form="bracket")
+    for c in prefix:
+        if not (c.isascii() and (c.isalnum() or c in "-_.:")):
+            raise StatementError(f"character '{c}' is not permitted in server name '{prefix}'.", form="bracket")
     label = f"{px.name}/{prefix}"
     try:
         address = grammar.parse_server_address(expand_address_vars(st.args[2], st.env), resolve=st.resolve)
     except StatementError as e:
         raise StatementError(e.message, server=label) from None
     values = parse_server_params(st.args[3:], px.default_server, st, label, prefix)
-    for n in range(lo, hi + 1):
-        _add_server(st, px, f"{prefix}{n}", address, values)
+    for n in range(lo, min(hi, lo + 65535) + 1):
+        _add_server(st, px, f"{prefix}{n}", address, values, explicit_id=False)
 
 
 @pkw("default-server", "dlb", "default-server [params]", "Defaults for the parameters of following server lines.")
 def _p_default_server(st: Statement, px: ProxyDraft) -> None:
-    px.default_server = parse_server_params(st.args, px.default_server, st, f"{px.name}/default-server", "default-server")
+    first = st.arg(0) or ""
+    if first and first not in _SERVER_PARAM_SPECS and re.search(r"[0-9:/@]", first):
+        raise StatementError(f"unknown keyword '{first}'. Hint: no address was expected for this server.",
+                             form="bracket")
+    values = parse_server_params(st.args, px.default_server, st, f"{px.name}/default-server", "default-server")
+    values.pop("id", None)  # a default id would give every server the same one
+    px.default_server = values
 
 
 # ----------------------------------------------------------------------------------------------
@@ -1481,6 +1582,14 @@ TCP_REQUEST_KINDS = {
 SUPPORTED_TCP_ACTIONS = frozenset({"accept", "reject", "set-var", "set-var-fmt", "unset-var"})
 
 
+def _action_param(word: str) -> str | None:
+    """`set-var(txn.x)` -> `txn.x`; None when the action word has no parentheses."""
+    if "(" not in word:
+        return None
+    inner = word.split("(", 1)[1]
+    return inner[:-1] if inner.endswith(")") else inner
+
+
 def _action_name(word: str) -> str:
     """`set-var(txn.x)` -> `set-var`; `lua.foo` -> `lua`."""
     if "(" in word:
@@ -1505,13 +1614,39 @@ def _http_rule(family: str, actions: dict[str, int], caps: str, summary: str) ->
         if len(words) - 1 < actions[action]:
             raise StatementError(f"'{family} {action}' expects at least {actions[action]} argument(s).")
         _check_http_action(family, action, words[1:])
+        _check_rule_log_formats(px, family, action, words[1:])
         cond = (_cond(st, px, cond_words, f"error detected while parsing an '{family} {action}' condition : {{err}}.")
                 if cond_words else None)
         field = {"http-request": "http_request_rules", "http-response": "http_response_rules",
                  "http-after-response": "http_after_response_rules"}[family]
-        px.append(field, Rule(family=family, action=action, args=tuple(words[1:]), where=st.where, cond=cond))
+        px.append(field, Rule(family=family, action=action, args=tuple(words[1:]), where=st.where, cond=cond,
+                              param=_action_param(words[0])))
 
     PROXY[family] = Keyword(family, f"{family} <action> [args] [if|unless <cond>]", summary, caps=caps, handler=handler)
+
+
+# where an action's arguments are log-format strings (HAProxy parses them when reading the rule)
+_LF_ARG_INDEX = {"add-header": 1, "set-header": 1, "set-path": 0, "set-pathq": 0, "set-query": 0, "set-uri": 0,
+                 "set-method": 0, "replace-header": 2, "replace-value": 2, "replace-path": 1, "replace-pathq": 1,
+                 "replace-uri": 1, "early-hint": 1}
+
+
+def _check_rule_log_formats(px: ProxyDraft, family: str, action: str, args: list[str]) -> None:
+    from haproxy_py.config import samples
+
+    formats: list[str] = []
+    k = _LF_ARG_INDEX.get(action)
+    if k is not None and k < len(args):
+        formats.append(args[k])
+    if action == "redirect" and len(args) > 1 and args[0] in ("location", "prefix"):
+        formats.append(args[1])
+    if action == "return":
+        formats += [args[j + 1] for j in range(len(args) - 1) if args[j] == "lf-string"]
+    for fmt in formats:
+        try:
+            samples.check_log_format(fmt)
+        except ConditionError as e:
+            raise StatementError(f"error detected in {px.label} while parsing '{family} {action}' rule : {e.message}.") from None
 
 
 def _check_http_action(family: str, action: str, args: list[str]) -> None:
@@ -1563,7 +1698,7 @@ def _p_tcp_request(st: Statement, px: ProxyDraft) -> None:
     cond = (_cond(st, px, cond_words, f"'tcp-request {kind} {action}' : error detected in {px.label} while parsing "
                                        f"'{cond_words[0]}' condition : {{err}}") if cond_words else None)
     px.append("tcp_request_rules", Rule(family=f"tcp-request {kind}", action=action, args=tuple(words[1:]),
-                                        where=st.where, cond=cond))
+                                        where=st.where, cond=cond, param=_action_param(words[0])))
 
 
 @pkw("tcp-response", "dlb", "tcp-response content accept|reject|close [if|unless <cond>] | tcp-response inspect-delay <t>",
@@ -1579,7 +1714,7 @@ def _p_acl(st: Statement, px: ProxyDraft) -> None:
         raise StatementError("'acl' not allowed in anonymous 'defaults' section.")
     if not st.args or st.args[0] == "":
         raise StatementError("'acl' expects an ACL name and a sample fetch.")
-    acl = parse_acl(st.args, st.where, check_fetch)
+    acl = parse_acl(st.args, st.where, fetch_checker(st))
     px.append("acls", acl)
     px.own_acls.add(acl.name)
 
@@ -1714,10 +1849,10 @@ def _p_errorfile(st: Statement, px: ProxyDraft) -> None:
 @pkw("log", "dflb", "log global | log <target> [len <n>] [format <f>] <facility> [<level> [<minlevel>]] | no log",
      "Log targets of this proxy.")
 def _p_log(st: Statement, px: ProxyDraft) -> None:
-    if st.prefix == "no":
+    target = parse_log(st)
+    if target is None:  # no log
         px.values["logs"] = ()
         return
-    target = parse_log(st)
     px.append("logs", target)
 
 
@@ -1726,6 +1861,12 @@ def _p_log_format(st: Statement, px: ProxyDraft) -> None:
     _need(st, 1, "an argument")
     if len(st.args) > 1:
         raise StatementError("'log-format' expects only one argument, possibly quoted.")
+    from haproxy_py.config import samples
+
+    try:
+        samples.check_log_format(st.args[0])
+    except ConditionError as e:
+        raise StatementError(f"failed to parse log-format : {e.message}.", form="Parsing") from None
     px.values["log_format"] = st.args[0]
 
 
@@ -1769,8 +1910,8 @@ def _p_stats(st: Statement, px: ProxyDraft) -> None:
         raise StatementError(f"'stats {sub}' is only allowed in 'global' section.")
     else:
         raise StatementError(
-            "'stats' expects 'admin', 'auth', 'enable', 'hide-version', 'http-request', 'realm', 'refresh', "
-            f"'scope', 'show-desc', 'show-legends', 'show-node' or 'uri' (got '{sub or ''}')."
+            f"unknown stats parameter '{sub or ''}', expects 'admin', 'uri', 'realm', 'auth', 'scope', 'enable', "
+            "'hide-version', 'show-node', 'show-desc' or 'show-legends'."
         )
     px.values["stats"] = stats
 
@@ -1778,9 +1919,14 @@ def _p_stats(st: Statement, px: ProxyDraft) -> None:
 _many(PROXY, "log-tag max-keep-alive-queue load-server-state-from-file server-state-file-name email-alert "
       "error-log-format http-reuse persist", "no-effect",
       "Accepted for compatibility; haproxy-py's behaviour does not depend on it.")
+_many(PROXY, "clitcpka-cnt clitcpka-idle clitcpka-intvl", "no-effect", "Client-side TCP keepalive tuning.", caps="dfl")
+_many(PROXY, "srvtcpka-cnt srvtcpka-idle srvtcpka-intvl", "no-effect", "Server-side TCP keepalive tuning.", caps="dlb")
+_many(PROXY, "max-session-srv-conns", "no-effect", "Idle server connections kept per client session.", caps="dfl")
+_many(PROXY, "dynamic-cookie-key", "unsupported", "Cookie persistence is not implemented.", caps="dlb")
+_many(PROXY, "usesrc", "unsupported", "Transparent proxying (with 'source') is not implemented.", caps="dlb")
 _many(PROXY, "cookie stick-table stick capture declare compression filter dispatch source rate-limit "
       "unique-id-format unique-id-header errorloc errorloc302 errorloc303 errorfiles http-error force-persist "
       "ignore-persist use-server retry-on hash-balance-factor use-fcgi-app log-format-sd http-send-name-header "
-      "external-check transparent appsession",
+      "external-check transparent",
       "unsupported", "A HAProxy feature that haproxy-py does not implement.")
 

@@ -100,6 +100,24 @@ def _split_lines(text: str) -> tuple[list[str], bool]:
     return lines, True
 
 
+def _assign_server_ids(px: ProxyDraft) -> None:
+    """Servers without `id` get the first ids not taken, in declaration order (as HAProxy does)."""
+    servers = px.values.get("servers", ())
+    if not any(s.id == 0 for s in servers):
+        return
+    used = {s.id for s in servers if s.id}
+    next_id = 1
+    out = []
+    for s in servers:
+        if s.id == 0:
+            while next_id in used:
+                next_id += 1
+            s = attrs.evolve(s, id=next_id)
+            used.add(next_id)
+        out.append(s)
+    px.values["servers"] = tuple(out)
+
+
 @attrs.define
 class _Parser:
     env: dict[str, str]
@@ -271,6 +289,7 @@ class _Parser:
                 px.anon.offset += len(px.anon.acls)
                 px.anon.acls.clear()
             if px.kind != "defaults":
+                _assign_server_ids(px)
                 self.proxies.append(px)
         self.current = None
         self.dead_section = False
@@ -367,7 +386,7 @@ class _Parser:
     def global_statement(self, st: Statement) -> None:
         kw = GLOBAL.get(st.keyword)
         if kw is None:
-            hint = did_you_mean(st.keyword, list(GLOBAL) + list(_SECTIONS))
+            hint = did_you_mean(st.keyword, [k for k, v in GLOBAL.items() if v.status != "removed"] + list(_SECTIONS))
             raise StatementError(
                 f"unknown keyword '{st.keyword}' in 'global' section" + (f"; did you mean '{hint}' maybe ?" if hint else "")
             )
@@ -403,7 +422,7 @@ class _Parser:
     def proxy_statement(self, st: Statement, px: ProxyDraft) -> None:
         kw = PROXY.get(st.keyword)
         if kw is None:
-            hint = did_you_mean(st.keyword, list(PROXY) + list(_SECTIONS))
+            hint = did_you_mean(st.keyword, [k for k, v in PROXY.items() if v.status != "removed"] + list(_SECTIONS))
             raise StatementError(
                 f"unknown keyword '{st.keyword}' in '{px.kind}' section"
                 + (f"; did you mean '{hint}' maybe ?" if hint else "")

@@ -163,6 +163,7 @@ class Rule:
     args: tuple[str, ...]
     where: Location
     cond: Condition | None = None
+    param: str | None = None  # what the action word had in parentheses: "txn.x" of set-var(txn.x)
 
 
 @attrs.frozen

@@ -6,9 +6,8 @@ file:line is put in the message so an operator can still find it.
 
 from __future__ import annotations
 
-from haproxy_py.config.conditions import PREDEFINED_ACLS, condition_acl_names
 from haproxy_py.config.errors import Diagnostic, Location
-from haproxy_py.config.model import Condition, Config, Proxy
+from haproxy_py.config.model import Config, Proxy
 
 _MISSING_TIMEOUTS = (
     "\n   | While not properly invalid, you will certainly encounter various problems"
@@ -21,17 +20,12 @@ def _label(px: Proxy) -> str:
     return "proxy" if px.kind == "listen" else px.kind
 
 
-def _order(where: Location, files: tuple[str, ...]) -> tuple[int, int]:
-    return (files.index(where.file) if where.file in files else 0, where.line)
-
-
 def check(config: Config) -> list[Diagnostic]:
     out: list[Diagnostic] = []
     backends = {p.name: p for p in config.proxies if p.is_backend}
     for px in config.proxies:
         if px.is_frontend:
             out += _check_backend_refs(px, backends)
-        out += _check_acls(px, config.files)
         out += _check_timeouts(px)
         if px.mode != "http":
             for field, family in (("http_request_rules", "http-request"), ("http_response_rules", "http-response"),
@@ -68,41 +62,6 @@ def _check_backend_refs(px: Proxy, backends: dict[str, Proxy]) -> list[Diagnosti
     if px.kind == "frontend" and px.default_backend is None and not px.use_backends and px.binds:
         out.append(Diagnostic("WARNING", f"{px.kind} '{px.name}' ({px.where}) has no backend: connections will be "
                                          "refused with a 503 (http) or closed (tcp)."))
-    return out
-
-
-def _conditions(px: Proxy) -> list[tuple[Condition, Location, str]]:
-    conds: list[tuple[Condition, Location, str]] = []
-    for rule in (*px.http_request_rules, *px.http_response_rules, *px.http_after_response_rules,
-                 *px.tcp_request_rules, *px.tcp_response_rules):
-        if rule.cond is not None:
-            conds.append((rule.cond, rule.where, f"'{rule.family} {rule.action}'"))
-    for ub in px.use_backends:
-        if ub.cond is not None:
-            conds.append((ub.cond, ub.where, "'use_backend'"))
-    if px.monitor_fail is not None:
-        conds.append((px.monitor_fail, px.where, "'monitor fail'"))
-    if px.stats.admin is not None:
-        conds.append((px.stats.admin, px.where, "'stats admin'"))
-    return conds
-
-
-def _check_acls(px: Proxy, files: tuple[str, ...]) -> list[Diagnostic]:
-    out: list[Diagnostic] = []
-    first_def: dict[str, Location] = {}
-    for acl in px.acls:
-        if acl.name not in first_def or _order(acl.where, files) < _order(first_def[acl.name], files):
-            first_def[acl.name] = acl.where
-    for cond, where, what in _conditions(px):
-        for name in condition_acl_names(cond):
-            if name in PREDEFINED_ACLS or name.startswith("{anon#"):
-                continue
-            defined = first_def.get(name)
-            # an ACL must be declared before the rule that uses it, as HAProxy resolves names while parsing
-            if defined is None or _order(defined, files) > _order(where, files):
-                out.append(Diagnostic(
-                    "ALERT", f"error detected while parsing an {what} condition : no such ACL : '{name}'.", where
-                ))
     return out
 
 

@@ -22,6 +22,8 @@ class ServerCounters:
     redispatches: int = 0
     queue_max: int = 0
     sessions_max: int = 0
+    check_failures: int = 0  # chkfail: failed checks that counted (health was above 0)
+    down_transitions: int = 0  # chkdown: UP -> DOWN transitions caused by checks
 
 
 @attrs.define(eq=False)
@@ -47,6 +49,28 @@ class ServerState:
     served: int = 0
     queued: int = 0
     counters: ServerCounters = attrs.field(factory=ServerCounters)
+    # Health checks (written by runtime/checks.py only; meanings in core/health.py). `checked` is
+    # set for servers with `check`; the others keep the defaults and show "no check" in stats.
+    checked: bool = False
+    check_rise: int = 2
+    check_fall: int = 3
+    check_health: int = 0  # HAProxy's counter, 0 .. rise+fall-1; UP by checks when >= rise
+    check_status: str = "INI"  # a key of core.health.STATUSES: L4OK, L4CON, L7OK, L7STS, ...
+    check_code: int | None = None  # HTTP status of the last check, when there was one
+    check_info: str = ""  # the last check's description ("Connection refused", reason phrase...)
+    check_duration: int | None = None  # ms the last check took; None before the first one
+    check_running: bool = False  # a check is in flight now (stats prefix its status with "* ")
+    last_change: float = 0.0  # wall-clock time of the last UP/DOWN change (0: never changed)
+    down_time: float = 0.0  # seconds spent DOWN before the current period (add now-last_change while DOWN)
+
+    def leave_maintenance(self) -> None:
+        """Out of maintenance (`enable server`): like HAProxy, a checked server restarts at
+        health = rise (UP, one failed check from DOWN) and its checks resume; call
+        `BackendRuntime.server_changed()` afterwards."""
+        self.maint = False
+        if self.checked:
+            self.check_health = self.check_rise
+        self.up = True
 
     @property
     def eweight(self) -> int:

@@ -19,6 +19,7 @@ from haproxy_py.core.lb import make_balancer
 from haproxy_py.core.lb.base import Balancer, PickContext
 from haproxy_py.core.queue import BackendQueue, Waiter
 from haproxy_py.core.server import ServerState
+from haproxy_py.core.stats import ProxyCounters
 
 
 class NoServer(Exception):
@@ -51,6 +52,7 @@ class BackendRuntime:
     configs: dict[int, Server]  # id(ServerState) -> its config
     balancer: Balancer
     queue: BackendQueue = attrs.field(factory=BackendQueue)
+    counters: ProxyCounters = attrs.field(factory=ProxyCounters)
     _events: dict[int, trio.Event] = attrs.field(factory=dict)
 
     @classmethod
@@ -168,14 +170,17 @@ class BackendRuntime:
                 self.release(server)
                 raise
             server.counters.connect_errors += 1
+            self.counters.connect_errors += 1
             if attempt >= retries:
                 self.release(server)
                 raise ConnectFailed(server, timed_out)
             attempt += 1
             server.counters.retries += 1
+            self.counters.retries += 1
             if self._redispatch_now(attempt, retries):
                 self.release(server)
                 server.counters.redispatches += 1
+                self.counters.redispatches += 1
                 server = await self.acquire(ctx, avoid=server)
             else:
                 await trio.sleep(min(connect_timeout, 1.0))

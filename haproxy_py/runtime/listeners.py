@@ -36,6 +36,7 @@ class Listener:
     address: str  # for messages, e.g. "127.0.0.1:8080"
     sock: socket.socket
     key: str  # identifies the address across processes (reload)
+    port: int = 0  # the local port clients connect to (0 for unix sockets)
 
     def fileno(self) -> int:
         return self.sock.fileno()
@@ -127,7 +128,8 @@ def bind_all(config: Config, reuseport: bool = True,
                                     f"Binding [{bind.where.file}:{bind.where.line}] for proxy {px.name}: cannot bind "
                                     f"socket ({reason}) for [{shown}]"
                                 ) from None
-                        listeners.append(Listener(proxy=px, bind=bind, address=shown, sock=sock, key=key))
+                        listeners.append(Listener(proxy=px, bind=bind, address=shown, sock=sock, key=key,
+                                                  port=_local_port(sock)))
     except BindError:
         for lst in listeners:
             lst.sock.close()
@@ -137,7 +139,15 @@ def bind_all(config: Config, reuseport: bool = True,
     return listeners
 
 
-ConnectionHandler = Callable[[socket.socket, Listener], Awaitable[None]]
+def _local_port(sock: socket.socket) -> int:
+    try:
+        name = sock.getsockname()
+    except OSError:
+        return 0
+    return name[1] if isinstance(name, tuple) and len(name) > 1 else 0
+
+
+ConnectionHandler = Callable[[socket.socket, Listener, object], Awaitable[None]]
 
 
 @attrs.define(eq=False)
@@ -188,7 +198,7 @@ async def accept_loop(listener: Listener, limits: list[ConnLimit], handler: Conn
                       nursery: trio.Nursery, gate: Gate | None = None) -> None:
     """Accept connections until cancelled, in batches, holding off at any limit.
 
-    Each connection runs `handler(sock, listener)` as its own task in `nursery`; a failure there
+    Each connection runs `handler(sock, listener, peer_address)` as its own task in `nursery`; a failure there
     never reaches this loop (the handler contains its own errors).
     """
     sock = listener.sock
@@ -204,7 +214,7 @@ async def accept_loop(listener: Listener, limits: list[ConnLimit], handler: Conn
             if any(lim.full() for lim in limits):
                 break
             try:
-                conn, _addr = sock.accept()
+                conn, peer = sock.accept()
             except BlockingIOError:
                 break
             except OSError as e:
@@ -217,14 +227,14 @@ async def accept_loop(listener: Listener, limits: list[ConnLimit], handler: Conn
             conn.setblocking(False)
             for lim in limits:
                 lim.take()
-            nursery.start_soon(_run_connection, handler, conn, listener, limits)
+            nursery.start_soon(_run_connection, handler, conn, listener, peer, limits)
         await trio.lowlevel.checkpoint()
 
 
-async def _run_connection(handler: ConnectionHandler, conn: socket.socket, listener: Listener,
+async def _run_connection(handler: ConnectionHandler, conn: socket.socket, listener: Listener, peer: object,
                           limits: list[ConnLimit]) -> None:
     try:
-        await handler(conn, listener)
+        await handler(conn, listener, peer)
     finally:
         try:
             conn.close()

@@ -6,89 +6,189 @@ so the accept loop and the other sessions never see it.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import socket
 
 import trio
 
 from haproxy_py.config.model import Proxy
+from haproxy_py.core.acl import ProxyRules, choose_backend
+from haproxy_py.core.fetch import SampleContext
 from haproxy_py.core.lb.base import PickContext
-from haproxy_py.runtime.connect import BackendRuntime, ConnectFailed, NoServer, QueueTimeout, client_ip
-from haproxy_py.runtime.forward import Activity, pump
+from haproxy_py.core.stats import ProxyCounters
+from haproxy_py.runtime.connect import BackendRuntime, ConnectFailed, NoServer, QueueTimeout
+from haproxy_py.runtime.forward import Activity, pump, send_all
+from haproxy_py.runtime.inspect import route_tcp
 
 _PEER_ERRORS = (ConnectionError, BrokenPipeError, TimeoutError, OSError)
 
 
-def _idle_timeout(frontend: Proxy, backend: Proxy) -> float:
-    """Inactivity limit of an established TCP session: `timeout tunnel`, else client/server."""
-    tunnel = backend.timeouts.tunnel
-    if tunnel:
-        return tunnel / 1000.0
-    values = [v for v in (frontend.timeouts.client, backend.timeouts.server) if v]
-    return min(values) / 1000.0 if values else math.inf
+def _seconds(ms: int | None) -> float:
+    return ms / 1000.0 if ms else math.inf
+
+
+def _activity(scope: trio.CancelScope, frontend: Proxy, backend: Proxy) -> Activity:
+    """The session's timers: client/server, their -fin variants once half-closed, tunnel."""
+    ft, bt = frontend.timeouts, backend.timeouts
+    return Activity(
+        scope=scope,
+        client=_seconds(ft.client),
+        server=_seconds(bt.server),
+        client_fin=_seconds(ft.client_fin) if ft.client_fin else None,
+        server_fin=_seconds(bt.server_fin) if bt.server_fin else None,
+        tunnel=_seconds(bt.tunnel) if bt.tunnel else None,
+    )
 
 
 class FrontendRuntime:
-    """A frontend's routing: which backend a new connection goes to."""
+    """A frontend's routing: which backend a new connection goes to.
+
+    `rules` are the frontend's compiled ACLs, tcp-request and use_backend rules (raises
+    core.acl.AclError when they cannot be compiled); `backend_rules` the tcp-request rules of
+    backends that have their own.
+    """
 
     def __init__(self, proxy: Proxy, backends: dict[str, BackendRuntime]) -> None:
         self.proxy = proxy
+        self.counters = ProxyCounters()
+        self.backends = backends
         self.default = backends.get(proxy.default_backend) if proxy.default_backend else None
         if self.default is None and proxy.is_backend:
             self.default = backends.get(proxy.name)
-        # unconditional static use_backend rules: the first one wins
-        for ub in proxy.use_backends:
-            if ub.cond is None and not ub.dynamic:
-                self.default = backends.get(ub.name, self.default)
-                break
+        self.rules = ProxyRules.build(proxy)
+        self.backend_rules = {name: ProxyRules.build(be.proxy) for name, be in backends.items()
+                              if be.proxy.tcp_request_rules and be.proxy is not proxy}
+        # a connection needs a SampleContext only when some rule may look at it
+        self.routes_by_content = bool(self.rules.connection or self.rules.session or self.rules.content
+                                      or self.rules.switching or self.backend_rules)
 
-    def choose_backend(self) -> BackendRuntime | None:
-        return self.default
+    def sample_context(self, conn: socket.socket, peer: object = None) -> SampleContext:
+        """What the rules of this frontend can read about connection `conn`."""
+        ctx = SampleContext(frontend=self.proxy.name, nbsrv=self._nbsrv)
+        try:
+            peer = conn.getpeername() if peer is None else peer
+            local = conn.getsockname()
+        except OSError:
+            return ctx
+        ctx.src, ctx.src_port = _ip_port(peer)
+        ctx.dst, ctx.dst_port = _ip_port(local)
+        return ctx
+
+    def _nbsrv(self, name: str) -> int | None:
+        be = self.backends.get(name)
+        if be is None:
+            return None
+        active = sum(1 for s in be.servers if s.usable and not s.backup)
+        return active or sum(1 for s in be.servers if s.usable and s.backup)
+
+    def choose_backend(self, ctx: SampleContext | None = None) -> BackendRuntime | None:
+        """The backend of the first matching use_backend rule, else the default backend.
+
+        Without `ctx`, rules are evaluated on a context that knows only the frontend's name.
+        """
+        if not self.rules.switching:
+            return self.default
+        if ctx is None:
+            ctx = SampleContext(frontend=self.proxy.name, nbsrv=self._nbsrv)
+        name = choose_backend(self.rules.switching, ctx, self.backends.__contains__)
+        return self.default if name is None else self.backends[name]
 
 
-async def tcp_session(conn: socket.socket, frontend: FrontendRuntime) -> None:
-    """Serve one mode-tcp connection to the end. Never raises for peer-caused failures."""
-    backend = frontend.choose_backend()
+def _ip_port(addr: object) -> tuple[ipaddress.IPv4Address | ipaddress.IPv6Address | None, int]:
+    if isinstance(addr, tuple) and len(addr) >= 2:
+        try:
+            return ipaddress.ip_address(addr[0]), addr[1]
+        except ValueError:
+            pass
+    return None, 0
+
+
+async def tcp_session(conn: socket.socket, frontend: FrontendRuntime, peer: object = None,
+                      local_port: int | None = None) -> None:
+    """Serve one mode-tcp connection to the end. Never raises for peer-caused failures.
+
+    `peer` is the client address accept() returned and `local_port` the listener's port; both
+    are looked up on the socket when not given.
+    """
+    frontend.counters.session_started()
+    try:
+        await _tcp_session(conn, frontend, peer, local_port)
+    finally:
+        frontend.counters.session_ended()
+
+
+async def _tcp_session(conn: socket.socket, frontend: FrontendRuntime, peer: object, local_port: int | None) -> None:
+    initial = b""  # bytes read while inspecting: they go to the server first, untouched
+    if frontend.routes_by_content:
+        route = await route_tcp(conn, frontend, frontend.sample_context(conn, peer))
+        if route is None:
+            return  # rejected, failed while inspected, or no backend: HAProxy closes
+        backend, initial = route.backend, route.initial
+    else:
+        backend = frontend.choose_backend()
     if backend is None:
         return
     try:
-        peer = conn.getpeername()
-        local = conn.getsockname()
+        if peer is None:
+            peer = conn.getpeername()
+        if local_port is None:
+            local = conn.getsockname()
+            local_port = local[1] if isinstance(local, tuple) and len(local) > 1 else 0
     except OSError:
         return
-    ctx = PickContext(src=client_ip(peer))
-    client_port = local[1] if isinstance(local, tuple) and len(local) > 1 else 0
-    try:
-        server_sock, server = await backend.connect(ctx, client_port)
-    except (NoServer, QueueTimeout, ConnectFailed):
-        return  # HAProxy closes a tcp client at once when no server can take it
+    ctx = PickContext(peer=peer)
+    client_port = local_port
+    backend.counters.session_started()
     try:
         try:
-            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        except OSError:
-            pass
-        await _forward(conn, server_sock, frontend.proxy, backend.proxy)
+            server_sock, server = await backend.connect(ctx, client_port)
+        except (NoServer, QueueTimeout, ConnectFailed):
+            return  # HAProxy closes a tcp client at once when no server can take it
+        try:
+            try:
+                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError:
+                pass
+            if initial:
+                try:
+                    await send_all(server_sock, memoryview(initial))
+                except _PEER_ERRORS:
+                    return
+            activity = await _forward(conn, server_sock, frontend.proxy, backend.proxy)
+            up, down = activity.bytes_up + len(initial), activity.bytes_down
+            for counters in (frontend.counters, backend.counters, server.counters):
+                counters.bytes_in += up
+                counters.bytes_out += down
+        finally:
+            server_sock.close()
+            backend.release(server)
     finally:
-        server_sock.close()
-        backend.release(server)
+        backend.counters.session_ended()
 
 
-async def _forward(client: socket.socket, server: socket.socket, frontend: Proxy, backend: Proxy) -> None:
-    idle = _idle_timeout(frontend, backend)
+async def _forward(client: socket.socket, server: socket.socket, frontend: Proxy, backend: Proxy) -> Activity:
     with trio.CancelScope() as scope:
-        activity = Activity(scope=scope, idle=idle)
-        activity.bump()
+        activity = _activity(scope, frontend, backend)
         try:
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(_pump_then_wait, client, server, activity)
-                nursery.start_soon(_pump_then_wait, server, client, activity)
+                nursery.start_soon(_pump_then_wait, client, server, activity, True)
+                nursery.start_soon(_pump_then_wait, server, client, activity, False)
         except* _PEER_ERRORS:
             pass  # a reset on either side ends the session; the sockets are closed by the caller
+    return activity
 
 
-async def _pump_then_wait(src: socket.socket, dst: socket.socket, activity: Activity) -> None:
+async def _pump_then_wait(src: socket.socket, dst: socket.socket, activity: Activity, upstream: bool) -> None:
     try:
-        await pump(src, dst, activity)
+        await pump(src, dst, activity, upstream)
     except _PEER_ERRORS:
         # one side failed: end the whole session
         activity.scope.cancel()
+        return
+    # src shut its output: that side's -fin timeout now applies
+    if upstream:
+        activity.client_closed = True
+    else:
+        activity.server_closed = True
+    activity.recompute()

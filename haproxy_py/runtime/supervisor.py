@@ -20,6 +20,7 @@ import attrs
 import trio
 
 from haproxy_py.config.model import Config
+from haproxy_py.core.acl import AclError, ProxyRules
 from haproxy_py.runtime.checks import run_checks
 from haproxy_py.runtime.connect import BackendRuntime
 from haproxy_py.runtime.http_session import http_session
@@ -52,11 +53,13 @@ def unsupported_features(config: Config) -> list[str]:
         if px.mode == "http":
             problems.append(f"[{px.where.file}:{px.where.line}] : {px.kind} '{px.name}' : 'mode http' proxying "
                             "is not available in this version of haproxy-py.")
-        for ub in px.use_backends:
-            if ub.cond is not None or ub.dynamic:
-                problems.append(f"[{ub.where.file}:{ub.where.line}] : {px.kind} '{px.name}' : conditional or "
-                                "dynamic 'use_backend' rules are not available in this version of haproxy-py.")
-        for rule in (*px.tcp_request_rules, *px.http_request_rules, *px.http_response_rules):
+        # ACLs, tcp-request and use_backend rules: compiled now, so that a missing map or pattern
+        # file, or a pattern that cannot be parsed, stops the start with its config line
+        try:
+            ProxyRules.build(px)
+        except AclError as e:
+            problems.append(f"{e} ({px.kind} '{px.name}')")
+        for rule in (*px.http_request_rules, *px.http_response_rules):
             problems.append(f"[{rule.where.file}:{rule.where.line}] : {px.kind} '{px.name}' : '{rule.family} "
                             f"{rule.action}' rules are not available in this version of haproxy-py.")
     return problems
@@ -87,12 +90,12 @@ async def serve(config: Config, listeners: list[Listener], *, maxconn: int = DEF
     fe_limits = {name: ConnLimit(fe.proxy.maxconn) for name, fe in rt.frontends.items()}
     control = StopControl(config=config)
 
-    async def handle(conn: socket.socket, listener: Listener) -> None:
+    async def handle(conn: socket.socket, listener: Listener, peer: object) -> None:
         frontend = rt.frontends[listener.proxy.name]
         if listener.proxy.mode == "http":
             await http_session(conn, frontend, rt)
         else:
-            await tcp_session(conn, frontend)
+            await tcp_session(conn, frontend, peer, listener.port)
 
     async with trio.open_nursery() as outer:
         control.everything = outer.cancel_scope
@@ -166,11 +169,26 @@ async def _export_listeners(sock: socket.socket, listeners: list[Listener], cont
         except BlockingIOError:
             continue
         with conn:
-            conn.settimeout(2.0)
+            conn.setblocking(False)
+            request = b""
+            with trio.move_on_after(2.0):
+                while not request.endswith(b"\n") and len(request) < 64:
+                    await trio.lowlevel.wait_readable(conn)
+                    try:
+                        chunk = conn.recv(64)
+                    except BlockingIOError:
+                        continue
+                    except OSError:
+                        break
+                    if not chunk:
+                        break
+                    request += chunk
+            if request.strip() != b"_getsocks" or control.accepting.cancel_called:
+                continue
+            # a few hundred bytes on a local socket: a short blocking send never stalls the loop
+            conn.settimeout(1.0)
             try:
-                request = await trio.to_thread.run_sync(conn.recv, 64)
-                if request.strip() == b"_getsocks" and not control.accepting.cancel_called:
-                    await trio.to_thread.run_sync(send_listeners, conn, pairs)
-                    control.handed_over = True
+                send_listeners(conn, pairs)
+                control.handed_over = True
             except OSError:
                 pass

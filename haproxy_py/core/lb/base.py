@@ -39,16 +39,45 @@ class BalanceParams:
     allbackups: bool = False
 
 
-@attrs.define
+_UNSET: object = object()
+
+
 class PickContext:
     """What a balancer may look at to choose: the client address and, in HTTP, the request.
 
-    `header` returns the first value of a request header (name compared case-insensitively) or None.
+    `src` is derived from `peer` (the address tuple accept() returned) only when a balancer reads
+    it, so connections to non-hashing backends never parse an address. `header` returns the first
+    value of a request header (name compared case-insensitively) or None.
     """
 
-    src: ipaddress.IPv4Address | ipaddress.IPv6Address | None = None
-    uri: bytes | None = None
-    header: Callable[[str], bytes | None] | None = None
+    __slots__ = ("peer", "uri", "header", "_src")
+
+    def __init__(
+        self,
+        src: ipaddress.IPv4Address | ipaddress.IPv6Address | None | object = _UNSET,
+        uri: bytes | None = None,
+        header: Callable[[str], bytes | None] | None = None,
+        peer: object = None,
+    ) -> None:
+        self.peer = peer
+        self.uri = uri
+        self.header = header
+        self._src = src
+
+    @property
+    def src(self) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+        if self._src is _UNSET:
+            self._src = _address_of(self.peer)
+        return self._src  # type: ignore[return-value]
+
+
+def _address_of(peer: object) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    if isinstance(peer, tuple) and peer:
+        try:
+            return ipaddress.ip_address(peer[0])
+        except ValueError:
+            return None
+    return None
 
 
 class Balancer(abc.ABC):

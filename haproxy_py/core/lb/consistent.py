@@ -9,6 +9,7 @@ keys of the other servers stay where they were: that is the whole point of consi
 from __future__ import annotations
 
 import bisect
+
 from haproxy_py.core.lb.hashing import MASK32, full_hash
 from haproxy_py.core.lb.tiers import Tier, has_free_slot
 from haproxy_py.core.server import ServerState
@@ -36,7 +37,7 @@ class HashRing:
         return len(self._keys)
 
     def _server_points(self, puid: int, count: int) -> list[int]:
-        """The first `count` point keys of server `puid`, extending the cache when the weight grew."""
+        """The first `count` point keys of server `puid`, extending the cache if the weight grew."""
         pts = self._points.setdefault(puid, [])
         while len(pts) < count:
             pts.append(full_hash(puid * SRV_EWGHT_RANGE + len(pts)))
@@ -111,4 +112,3 @@ class HashRing:
             self._last = self._order[avoided_idx]
             return self._owners[avoided_idx]
         return None
-

@@ -9,9 +9,10 @@ keeps its affinity.
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Sequence
 
-from haproxy_py.core.lb.base import Balancer, BalanceParams, PickContext
+from haproxy_py.core.lb.base import BalanceParams, Balancer, PickContext
 from haproxy_py.core.lb.consistent import HashRing
 from haproxy_py.core.lb.hashing import (
     full_hash,
@@ -47,9 +48,9 @@ class HashBalancer(Balancer):
         else:
             self._map.rebuild(self._tier)
 
+    @abc.abstractmethod
     def key_hash(self, ctx: PickContext) -> int | None:
         """The 32-bit hash of this request's key, or None when the key is absent."""
-        raise NotImplementedError
 
     def hash_bytes(self, data: bytes) -> int:
         """Hash with the `hash-type` function and the optional avalanche."""
@@ -96,7 +97,13 @@ class UriBalancer(HashBalancer):
         if ctx.uri is None:
             return None
         p = self.params
-        key = uri_key(ctx.uri, length=p.uri_len, depth=p.uri_depth, whole=p.uri_whole, path_only=p.uri_path_only)
+        key = uri_key(
+            ctx.uri,
+            length=p.uri_len,
+            depth=p.uri_depth,
+            whole=p.uri_whole,
+            path_only=p.uri_path_only,
+        )
         return self.hash_bytes(key)
 
 

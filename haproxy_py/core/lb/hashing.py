@@ -176,7 +176,7 @@ def uri_key(
 
 
 def url_param_value(uri: bytes, name: bytes) -> bytes | None:
-    """Value of query parameter `name` (case-sensitive), or None when absent (HAProxy's get_server_ph).
+    """Value of query parameter `name` (case-sensitive), or None when absent (get_server_ph).
 
     Parameters are `&`-separated after the first `?`; the value runs to the next `&` or the end and
     may be empty (it then hashes as b""). Scanning stops like HAProxy's: a parameter is only

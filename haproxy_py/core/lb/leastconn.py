@@ -18,7 +18,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 
-from haproxy_py.core.lb.base import Balancer, BalanceParams, PickContext
+from haproxy_py.core.lb.base import BalanceParams, Balancer, PickContext
 from haproxy_py.core.lb.tiers import select_tier
 from haproxy_py.core.server import ServerState
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import random as _random
 from collections.abc import Sequence
 
-from haproxy_py.core.lb.base import Balancer, BalanceParams, PickContext
+from haproxy_py.core.lb.base import BalanceParams, Balancer, PickContext
 from haproxy_py.core.lb.consistent import HashRing
 from haproxy_py.core.lb.tiers import Tier, has_free_slot, select_tier
 from haproxy_py.core.server import ServerState
@@ -57,11 +57,15 @@ class RandomBalancer(Balancer):
         else:
             curr = None
             for _ in range(max(1, self.params.draws)):
-                prev = curr
+                prev: ServerState | None = curr
                 curr = self._ring.lookup(self._rng.getrandbits(32), avoid)
                 if curr is None:
                     break
-                if prev is not None and prev is not curr and curr.served * prev.eweight > prev.served * curr.eweight:
+                if (
+                    prev is not None
+                    and prev is not curr
+                    and curr.served * prev.eweight > prev.served * curr.eweight
+                ):
                     curr = prev
         if curr is not None and not has_free_slot(curr):
             return None

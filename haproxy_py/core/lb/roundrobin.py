@@ -20,7 +20,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Sequence
 
-from haproxy_py.core.lb.base import Balancer, BalanceParams, PickContext
+from haproxy_py.core.lb.base import BalanceParams, Balancer, PickContext
 from haproxy_py.core.lb.tiers import has_free_slot
 from haproxy_py.core.server import ServerState
 
@@ -85,7 +85,9 @@ class _Tree:
         self.size += 1
         heapq.heappush(self.heap, (key, seq, node))
         if len(self.heap) > 4 * self.size + 32:
-            self.heap = [e for e in self.heap if e[2].in_tree and e[2].tree is self and e[2].seq == e[1]]
+            self.heap = [
+                e for e in self.heap if e[2].in_tree and e[2].tree is self and e[2].seq == e[1]
+            ]
             heapq.heapify(self.heap)
 
     def first(self) -> _Node | None:
@@ -164,23 +166,30 @@ class RoundRobinBalancer(Balancer):
         tree.insert(node, SRV_EWGHT_MAX - node.eweight, self._next_seq())
 
     def _queue_srv(self, node: _Node) -> None:
-        """Put a server back in the current tree at its next position, or in "next" (fwrr_queue_srv)."""
+        """Requeue a server in "curr" at its next position, or in "next" (fwrr_queue_srv)."""
         grp = self._group(node)
         if not node.usable:
             node.tree = None
             node.in_tree = False
             return
-        beyond_window = node.npos >= 2 * grp.curr_weight or node.npos >= grp.curr_weight + grp.next_weight
+        beyond_window = (
+            node.npos >= 2 * grp.curr_weight or node.npos >= grp.curr_weight + grp.next_weight
+        )
         if node.eweight <= 0 or (beyond_window and not self._owed_turn(grp, node)):
             node.npos -= grp.curr_weight
             self._queue_by_weight(grp.next, node)
         else:
-            key = SRV_UWGHT_RANGE * node.npos + (SRV_EWGHT_MAX + node.rweight - node.eweight) // BE_WEIGHT_SCALE
+            key = (
+                SRV_UWGHT_RANGE * node.npos
+                + (SRV_EWGHT_MAX + node.rweight - node.eweight) // BE_WEIGHT_SCALE
+            )
             grp.curr.insert(node, key, self._next_seq())
 
     def _owed_turn(self, grp: _Group, node: _Node) -> bool:
         """Does this server still have a turn due in the current window? (`exact_windows`)"""
-        return self.exact_windows and grp.curr_weight == grp.next_weight and node.turns < node.eweight
+        return (
+            self.exact_windows and grp.curr_weight == grp.next_weight and node.turns < node.eweight
+        )
 
     def _get_srv(self, node: _Node) -> None:
         """Prepare a server leaving its tree, depending on which one it was in (fwrr_get_srv)."""
@@ -216,7 +225,10 @@ class RoundRobinBalancer(Balancer):
 
     @staticmethod
     def _update_position(grp: _Group, node: _Node) -> None:
-        """Move a picked server `total / weight` further, carrying the remainder (fwrr_update_position)."""
+        """Move a picked server `total / weight` further, carrying the remainder.
+
+        HAProxy's fwrr_update_position; also counts the turn for `exact_windows`.
+        """
         ew = node.eweight
         if not ew:
             return

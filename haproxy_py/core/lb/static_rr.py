@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from haproxy_py.core.lb.base import Balancer, BalanceParams, PickContext
+from haproxy_py.core.lb.base import BalanceParams, Balancer, PickContext
 from haproxy_py.core.lb.map_based import ServerMap
 from haproxy_py.core.lb.tiers import select_tier
 from haproxy_py.core.server import ServerState

@@ -1,0 +1,90 @@
+"""mode tcp benchmarks: bulk throughput (with a latency probe) and connection rate.
+
+    python bench/tcp_bench.py [--seconds 5]
+
+Prints, for no proxy, HAProxy and haproxy-py: bulk MB/s with the p50/p99 latency of small
+requests made on another connection during the bulk transfer (one busy connection must not starve
+the others), and new connections per second; then haproxy-py's ratios to HAProxy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import socket
+import threading
+import time
+
+from common import TARGETS, nginx_origin, ratio, require, target, wrk
+
+
+def latency_probe(port: int, stop: threading.Event, samples: list[float]) -> None:
+    """Keep-alive GET /small on its own connection, one at a time, timing each round trip."""
+    req = b"GET /small HTTP/1.1\r\nHost: x\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        while not stop.is_set():
+            t0 = time.perf_counter()
+            s.sendall(req)
+            data = b""
+            while b"\r\n\r\n" not in data:
+                data += s.recv(4096)
+            head, _, body = data.partition(b"\r\n\r\n")
+            length = int(head.split(b"Content-Length: ")[1].split(b"\r\n")[0])
+            while len(body) < length:
+                body += s.recv(4096)
+            samples.append((time.perf_counter() - t0) * 1000)
+            time.sleep(0.01)
+
+
+def pct(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    values = sorted(values)
+    return values[min(len(values) - 1, int(len(values) * p / 100))]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seconds", type=int, default=5)
+    ap.add_argument("--json", help="write the results to this file")
+    args = ap.parse_args()
+    require("nginx", "wrk", "haproxy")
+    results: dict[str, dict[str, float]] = {}
+    with nginx_origin({"small": 100, "big": 64 << 20}) as origin:
+        for kind in TARGETS:
+            with target(kind, "tcp", origin) as port:
+                stop = threading.Event()
+                samples: list[float] = []
+                probe = threading.Thread(target=latency_probe, args=(port, stop, samples), daemon=True)
+                probe.start()
+                bulk = wrk(f"http://127.0.0.1:{port}/big", args.seconds, connections=4)
+                stop.set()
+                probe.join(10)
+                rate = wrk(f"http://127.0.0.1:{port}/small", args.seconds, connections=32,
+                           headers=("Connection: close",))
+                results[kind] = {
+                    "bulk_MBps": bulk["bytes_per_s"] / 1e6,
+                    "probe_p50_ms": pct(samples, 50),
+                    "probe_p99_ms": pct(samples, 99),
+                    "conn_per_s": rate["rps"],
+                    "errors": bulk["errors"] + rate["errors"],
+                }
+    print(f"{'target':<12}{'bulk MB/s':>12}{'probe p50 ms':>14}{'probe p99 ms':>14}{'conn/s':>10}{'errors':>8}")
+    for kind, r in results.items():
+        print(f"{kind:<12}{r['bulk_MBps']:>12.0f}{r['probe_p50_ms']:>14.2f}{r['probe_p99_ms']:>14.2f}"
+              f"{r['conn_per_s']:>10.0f}{r['errors']:>8.0f}")
+    hp, py, direct = results["haproxy"], results["haproxy-py"], results["direct"]
+    print()
+    print(f"haproxy-py / haproxy: bulk {ratio(py['bulk_MBps'], hp['bulk_MBps'])} (target >= 1.2x), "
+          f"probe p99 {ratio(py['probe_p99_ms'], hp['probe_p99_ms'])} (target <= 2x), "
+          f"conn/s {ratio(py['conn_per_s'], hp['conn_per_s'])} (target >= 0.5x)")
+    print(f"haproxy-py / direct:  bulk {ratio(py['bulk_MBps'], direct['bulk_MBps'])}, "
+          f"conn/s {ratio(py['conn_per_s'], direct['conn_per_s'])}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,958 @@
+"""HTTP/1.x for a proxy: framing over httptools (llhttp), header checks, re-serialisation, error pages.
+
+Pure: bytes in, events and bytes out; no sockets, no clocks. The runtime feeds what it reads to a
+`RequestReader` (one per client connection) or a `ResponseReader` (one per server connection) and
+takes events out in order:
+
+    RequestHead / ResponseHead   a complete, checked head
+    bytes                        a piece of body (already de-chunked)
+    EndOfMessage                 the message is complete (with its trailers, if chunked)
+    Upgrade                      the parser stopped: what follows is not HTTP (101, CONNECT)
+    H1Error                      the peer broke HTTP; `status` is what HAProxy answers
+
+Errors are queued as events rather than raised so that requests parsed before a bad one (pipelining)
+are still answered in order, as HAProxy does.
+
+llhttp is strict; HAProxy 2.6 is lenient in a few documented places (reference §7.3). We turn on only
+the leniencies whose llhttp semantics equal HAProxy's (obs-fold and control characters in values,
+bare LF in header lines, Content-Length with chunked, spaces after a chunk size, any HTTP/x.y) and
+enforce HAProxy's own rules on top (422 for non-chunked codings, CL dropped when chunked, close after).
+Where llhttp cannot be made to agree (custom methods, duplicate equal Content-Length, bare LF after
+the request line) the head is normalised and parsed again, strictly, by `_recover`; this is possible
+when the message started at a read boundary (always true for the first request of a connection).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import deque
+from collections.abc import Callable
+
+import httptools
+from httptools import HttpParserCallbackError, HttpParserError, HttpParserUpgrade
+
+# ----------------------------------------------------------------------------------------------
+# limits
+
+HTX_OVERHEAD = 77
+"""Bytes of HAProxy's HTX bookkeeping counted against `bufsize - maxrewrite`: with the defaults a head
+whose HTX size (8 + method + uri + 8 for the start line, 8 + name + value per header) exceeds
+15283 bytes is refused with 400 (bisected against HAProxy 2.6.12)."""
+
+
+class Limits:
+    """What a head may weigh. `max_htx` is HAProxy's (bufsize - maxrewrite - HTX_OVERHEAD);
+    `max_raw` bounds an incomplete head (the input buffer); `max_headers` is tune.http.maxhdr - 1
+    (HAProxy 2.6 refuses the 101st header line with the default maxhdr 101)."""
+
+    __slots__ = ("max_htx", "max_raw", "max_headers")
+
+    def __init__(self, bufsize: int = 16384, maxrewrite: int = 1024, maxhdr: int = 101) -> None:
+        self.max_htx = bufsize - maxrewrite - HTX_OVERHEAD
+        self.max_raw = bufsize
+        self.max_headers = maxhdr - 1
+
+
+DEFAULT_LIMITS = Limits()
+
+# ----------------------------------------------------------------------------------------------
+# events
+
+
+class H1Error(Exception):
+    """The peer broke HTTP/1.x. `status`: 400/422 for a request (sent raw, then close), 502 for a
+    response. `reason` is for logs and tests only."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+class EndOfMessage:
+    """The end of a message; `trailers` holds a chunked message's trailer fields (lower-case names)."""
+
+    __slots__ = ("trailers",)
+
+    def __init__(self, trailers: list[tuple[bytes, bytes]] | None = None) -> None:
+        self.trailers = trailers
+
+
+END = EndOfMessage()
+
+
+class Upgrade:
+    """The parser stopped after a head that switches protocols; `rest` is what followed it."""
+
+    __slots__ = ("rest",)
+
+    def __init__(self, rest: bytes) -> None:
+        self.rest = rest
+
+
+Headers = list[tuple[bytes, bytes]]
+
+
+class RequestHead:
+    """A parsed and checked request head, ready to forward.
+
+    `headers` have lower-case names; the `close`/`keep-alive` tokens of Connection are already
+    consumed (the proxy writes its own). `version` is 10 or 11 (HTTP/2.0 and other majors are
+    forwarded as 1.1, as HAProxy does). `content_length` is None unless the body is length-delimited;
+    `chunked` marks a chunked body. `close_after` is set when HAProxy would close the client
+    connection after the response (Content-Length with chunked, chunked HTTP/1.0).
+    """
+
+    __slots__ = ("method", "target", "version", "headers", "content_length", "chunked", "wants_close",
+                 "wants_keepalive", "upgrade", "close_after")
+
+    def __init__(self) -> None:
+        self.method = b""
+        self.target = b""
+        self.version = 11
+        self.headers: Headers = []
+        self.content_length: int | None = None
+        self.chunked = False
+        self.wants_close = False
+        self.wants_keepalive = False
+        self.upgrade = False
+        self.close_after = False
+
+    @property
+    def has_body(self) -> bool:
+        return self.chunked or bool(self.content_length)
+
+    @property
+    def client_keepalive(self) -> bool:
+        """Whether the client asked to keep its connection (HTTP/1.1 default, 1.0 opt-in)."""
+        if self.version >= 11:
+            return not self.wants_close
+        return self.wants_keepalive and not self.wants_close
+
+    def header(self, name: str) -> bytes | None:
+        """First value of header `name` (case-insensitive), for balancers and rules."""
+        lname = name.lower().encode("latin-1")
+        for n, v in self.headers:
+            if n == lname:
+                return v
+        return None
+
+
+class ResponseHead:
+    """A parsed and checked response head. `body` says how its body is delimited:
+    "length", "chunked", "close" (until the server closes) or "none"."""
+
+    __slots__ = ("status", "reason", "version", "headers", "content_length", "body", "wants_close",
+                 "wants_keepalive")
+
+    def __init__(self) -> None:
+        self.status = 0
+        self.reason = b""
+        self.version = 11
+        self.headers: Headers = []
+        self.content_length: int | None = None
+        self.body = "none"
+        self.wants_close = False
+        self.wants_keepalive = False
+
+    @property
+    def server_keepalive(self) -> bool:
+        """Whether the server will keep its connection open after this response."""
+        if self.body == "close":
+            return False
+        if self.version >= 11:
+            return not self.wants_close
+        return self.wants_keepalive and not self.wants_close
+
+
+Event = RequestHead | ResponseHead | bytes | EndOfMessage | Upgrade | H1Error
+
+# ----------------------------------------------------------------------------------------------
+# header helpers
+
+_CLOSE = b"close"
+_KEEPALIVE = b"keep-alive"
+
+
+def _split_tokens(value: bytes) -> list[bytes]:
+    return [t.strip() for t in value.split(b",") if t.strip()]
+
+
+def consume_connection(headers: Headers) -> tuple[bool, bool]:
+    """Remove the `close` and `keep-alive` tokens of every Connection header, in place.
+
+    Returns (close seen, keep-alive seen). Other tokens (e.g. `upgrade`, custom hop-by-hop names)
+    stay, and so do the headers they name: HAProxy 2.6 forwards them (verified).
+    A Connection header left without tokens is dropped.
+    """
+    close = keepalive = False
+    i = 0
+    while i < len(headers):
+        name, value = headers[i]
+        if name == b"connection":
+            kept = []
+            for tok in _split_tokens(value):
+                low = tok.lower()
+                if low == _CLOSE:
+                    close = True
+                elif low == _KEEPALIVE:
+                    keepalive = True
+                else:
+                    kept.append(tok)
+            if not kept:
+                del headers[i]
+                continue
+            if len(kept) != len(_split_tokens(value)):
+                headers[i] = (name, b", ".join(kept))
+        i += 1
+    return close, keepalive
+
+
+def remove_header(headers: Headers, lname: bytes) -> None:
+    """Remove every occurrence of `lname` (already lower-case), in place."""
+    headers[:] = [h for h in headers if h[0] != lname]
+
+
+def _trim(value: bytes) -> bytes:
+    # llhttp drops leading OWS but keeps trailing OWS; HAProxy drops both.
+    if value and value[-1:] in (b" ", b"\t"):
+        return value.rstrip(b" \t")
+    return value
+
+
+# ----------------------------------------------------------------------------------------------
+# the request side
+
+# llhttp knows a fixed list of methods; HAProxy accepts any token. A head whose method llhttp does not
+# know is parsed with this stand-in (its framing rules are the same: CL or chunked) and gets its
+# own method back afterwards.
+_STANDIN_METHOD = b"POST"
+_TOKEN_RE = re.compile(rb"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+_HEAD_END_RE = re.compile(rb"\n\r?\n")
+_BARE_LF_RE = re.compile(rb"(?<!\r)\n")
+_CL_NAME_RE = re.compile(rb"\ncontent-length:", re.IGNORECASE)
+_DISGUISED_CL = b"x-haproxy-py-content-length"
+_DIGITS_RE = re.compile(rb"^[0-9]+$")
+
+_LENIENCIES = dict(
+    lenient_headers=True,  # obs-fold and control bytes in values: HAProxy 2.6 accepts both
+    lenient_optional_cr_before_lf=True,  # bare LF ends header lines (HAProxy accepts)
+    lenient_chunked_length=True,  # CL + TE: HAProxy drops CL and closes afterwards (we enforce)
+    lenient_spaces_after_chunk_size=True,  # "3 \r\n" is accepted by HAProxy
+    lenient_version=True,  # HTTP/1.2, HTTP/3.0 are forwarded as HTTP/1.1 by HAProxy
+)
+
+
+def _new_request_parser(protocol: object) -> httptools.HttpRequestParser:
+    p = httptools.HttpRequestParser(protocol)
+    p.set_dangerous_leniencies(**_LENIENCIES)
+    return p
+
+
+class _HeadCollector:
+    """Callbacks for the recovery parse: just the head's pieces."""
+
+    def __init__(self) -> None:
+        self.url = b""
+        self.headers: Headers = []
+        self.done = False
+
+    def on_url(self, url: bytes) -> None:
+        self.url += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        self.done = True
+
+
+class RequestReader:
+    """Incremental request parsing for one client connection.
+
+    `feed(data)` parses what was read; `next_event()` pops the next event (None: feed more). The
+    caller should feed only when no event is pending, which bounds what is buffered here to one read.
+    After an Upgrade event the reader is stopped until `resume(data)` (the server refused to switch).
+    """
+
+    def __init__(self, limits: Limits = DEFAULT_LIMITS) -> None:
+        self.limits = limits
+        self.events: deque[Event] = deque()
+        self._parser: httptools.HttpRequestParser | None = _new_request_parser(self)
+        self._head: RequestHead | None = None
+        self._url = b""
+        self._cost = 0
+        self._trailers: Headers | None = None
+        self._in_head = False  # message begun, head not complete
+        self._idle = True  # between messages: the next byte starts a message
+        self._clean = True  # the current message started at the start of a feed
+        self._raw: list[bytes] = []  # earlier feeds of the current head (only when clean)
+        self._raw_len = 0
+        self._collecting = False  # recovering: gathering the rest of a head before parsing it
+        self._method: bytes | None = None  # the real method when parsed with the stand-in
+        self._failed = False
+
+    # -- consumer side --------------------------------------------------------------------------
+    def next_event(self) -> Event | None:
+        ev = self.events
+        return ev.popleft() if ev else None
+
+    @property
+    def stopped(self) -> bool:
+        """No more HTTP to parse (error or protocol switch)."""
+        return self._parser is None
+
+    @property
+    def idle(self) -> bool:
+        """Between messages with nothing partial buffered (a silent close is appropriate)."""
+        return self._idle and not self._collecting and not self.events
+
+    def feed(self, data: bytes | bytearray | memoryview) -> None:
+        """Parse bytes read from the client. Never raises for bad input: errors become events."""
+        if self._parser is None:
+            return
+        if self._collecting:
+            self._collect(bytes(data))
+            return
+        if self._idle:
+            self._clean = True
+            self._raw_len = 0
+            self._raw.clear()
+        try:
+            self._parser.feed_data(data)
+        except HttpParserUpgrade as e:
+            off = e.args[0]
+            self._parser = None
+            self.events.append(Upgrade(bytes(data[off:])))
+            return
+        except HttpParserCallbackError as e:
+            ctx = e.__context__
+            self._fail(ctx if isinstance(ctx, H1Error) else H1Error(400, "callback failed"))
+            return
+        except HttpParserError as e:
+            if self._clean and (self._in_head or self._idle) and not self._failed:
+                self._start_recovery(bytes(data), str(e))
+            else:
+                self._fail(H1Error(400, str(e)))
+            return
+        if self._in_head:
+            self._raw_len += len(data)
+            if self._raw_len > self.limits.max_raw:
+                self._fail(H1Error(400, "request head too large"))
+            elif self._clean:
+                self._raw.append(bytes(data))
+
+    def resume(self, data: bytes) -> None:
+        """Parse HTTP again after an Upgrade the server did not accept; `data` is Upgrade.rest."""
+        self._parser = _new_request_parser(self)
+        self._idle = True
+        self._in_head = False
+        if data:
+            self.feed(data)
+
+    # -- errors and recovery ---------------------------------------------------------------------
+    def _fail(self, err: H1Error) -> None:
+        self._parser = None
+        self._collecting = False
+        self.events.append(err)
+
+    def _start_recovery(self, data: bytes, why: str) -> None:
+        self._raw.append(data)
+        self._raw_len += len(data)
+        self._parser = self._parser  # kept as "not stopped" while collecting
+        self._collecting = True
+        self._why = why
+        self._collect(b"")
+
+    def _collect(self, data: bytes) -> None:
+        if data:
+            self._raw.append(data)
+            self._raw_len += len(data)
+        raw = b"".join(self._raw)
+        start = len(raw) - len(raw.lstrip(b"\r\n"))
+        m = _HEAD_END_RE.search(raw, start)
+        if m is None:
+            if len(raw) > self.limits.max_raw:
+                self._fail(H1Error(400, "request head too large"))
+            return
+        self._collecting = False
+        self._raw.clear()
+        self._recover(raw[start:m.end()], raw[m.end():])
+
+    def _recover(self, head: bytes, rest: bytes) -> None:
+        """Normalise a head llhttp refused where HAProxy accepts it, then parse it again strictly."""
+        self._failed = True  # a second failure is final
+        sp = head.find(b" ")
+        method = head[:sp] if sp > 0 else b""
+        if not _TOKEN_RE.match(method):
+            self._fail(H1Error(400, self._why))
+            return
+        fixed = _STANDIN_METHOD + head[sp:]
+        fixed = _BARE_LF_RE.sub(b"\r\n", fixed)
+        fixed = _CL_NAME_RE.sub(b"\n" + _DISGUISED_CL + b":", fixed)
+        col = _HeadCollector()
+        p = _new_request_parser(col)
+        try:
+            p.feed_data(fixed)
+        except HttpParserUpgrade:
+            pass
+        except HttpParserError:
+            self._fail(H1Error(400, self._why))
+            return
+        if not col.done:
+            self._fail(H1Error(400, self._why))
+            return
+        lengths: set[bytes] = set()
+        out = [_STANDIN_METHOD, b" ", col.url, b" HTTP/", p.get_http_version().encode(), b"\r\n"]
+        cl_written = False
+        for name, value in col.headers:
+            if name.lower() == _DISGUISED_CL:
+                for tok in value.split(b","):
+                    tok = tok.strip(b" \t")
+                    if not _DIGITS_RE.match(tok):
+                        self._fail(H1Error(400, "invalid content-length"))
+                        return
+                    lengths.add(tok.lstrip(b"0") or b"0")
+                if cl_written:
+                    continue
+                cl_written = True
+                name, value = b"content-length", b"\x00CL\x00"
+            out += [name, b": ", value, b"\r\n"]
+        if len(lengths) > 1:
+            self._fail(H1Error(400, "conflicting content-length"))
+            return
+        canonical = b"".join(out) + b"\r\n"
+        if lengths:
+            canonical = canonical.replace(b"\x00CL\x00", next(iter(lengths)))
+        self._method = method
+        self._parser = _new_request_parser(self)
+        self._idle = True
+        self._in_head = False
+        self._raw_len = 0
+        try:
+            self._parser.feed_data(canonical)
+        except HttpParserUpgrade as e:
+            self._parser = None
+            self.events.append(Upgrade(rest))
+            return
+        except HttpParserError as e:
+            ctx = e.__context__
+            self._fail(ctx if isinstance(ctx, H1Error) else H1Error(400, str(e)))
+            return
+        self._clean = False  # anything after this head may be a pipelined message mid-feed
+        if rest:
+            self.feed(rest)
+
+    # -- llhttp callbacks -----------------------------------------------------------------------
+    def on_message_begin(self) -> None:
+        self._head = RequestHead()
+        self._url = b""
+        self._cost = 0
+        self._trailers = None
+        self._in_head = True
+        self._idle = False
+
+    def on_url(self, url: bytes) -> None:
+        self._url += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if self._in_head:
+            head = self._head
+            assert head is not None
+            value = _trim(value)
+            head.headers.append((name.lower(), value))
+            self._cost += 8 + len(name) + len(value)
+            if len(head.headers) > self.limits.max_headers:
+                raise H1Error(400, "too many headers")
+        else:
+            if self._trailers is None:
+                self._trailers = []
+            self._trailers.append((name.lower(), _trim(value)))
+
+    def on_headers_complete(self) -> None:
+        head = self._head
+        assert head is not None and self._parser is not None
+        self._in_head = False
+        parser = self._parser
+        ver = parser.get_http_version()
+        if ver[0] == "0":
+            raise H1Error(400, "HTTP/0.9 is not supported")
+        head.version = 10 if ver == "1.0" else 11
+        if self._method is not None:
+            head.method = self._method
+            self._method = None
+        else:
+            head.method = parser.get_method()
+        head.target = self._url
+        if 8 + len(head.method) + len(self._url) + 8 + self._cost > self.limits.max_htx:
+            raise H1Error(400, "request head too large")
+        _check_request(head)
+        head.upgrade = parser.should_upgrade()
+        self.events.append(head)
+
+    def on_body(self, data: bytes) -> None:
+        self.events.append(data)
+
+    def on_message_complete(self) -> None:
+        trailers = self._trailers
+        self.events.append(EndOfMessage(trailers) if trailers else END)
+        self._idle = True
+        self._head = None
+
+
+def _check_request(head: RequestHead) -> None:
+    """HAProxy 2.6's request rules llhttp does not enforce (reference §7.3). Raises H1Error."""
+    headers = head.headers
+    te: list[bytes] | None = None
+    cl: bytes | None = None
+    hosts: list[bytes] = []
+    for name, value in headers:
+        if name == b"transfer-encoding":
+            te = (te or []) + [t.lower() for t in _split_tokens(value)]
+        elif name == b"content-length":
+            cl = value
+        elif name == b"host":
+            hosts.append(value)
+    if len(hosts) > 1:
+        first = hosts[0].lower()
+        if any(h.lower() != first for h in hosts[1:]):
+            raise H1Error(400, "conflicting host headers")
+        seen = False
+        kept = []
+        for h in headers:
+            if h[0] == b"host":
+                if seen:
+                    continue
+                seen = True
+            kept.append(h)
+        headers[:] = kept
+    if te is not None:
+        # llhttp (strict) already refused a request whose final coding is not chunked
+        if any(t != b"chunked" for t in te):
+            raise H1Error(422, "transfer-encoding with a coding other than chunked")
+        head.chunked = True
+        if cl is not None:
+            remove_header(headers, b"content-length")
+            head.close_after = True
+        if head.version < 11:
+            head.close_after = True
+    elif cl is not None:
+        head.content_length = int(cl)
+    if hosts and head.target[:1] != b"/" and b"://" in head.target:
+        authority = head.target.split(b"://", 1)[1]
+        for sep in (b"/", b"?", b"#"):
+            authority = authority.split(sep, 1)[0]
+        if authority.lower() != hosts[0].lower():
+            raise H1Error(400, "host header differs from the URI authority")
+    close, keepalive = consume_connection(headers)
+    head.wants_close = close
+    head.wants_keepalive = keepalive
+
+
+# ----------------------------------------------------------------------------------------------
+# the response side
+
+
+class _StopAfterHead(Exception):
+    """Raised from a callback to stop llhttp after the head of a response to HEAD."""
+
+
+def _new_response_parser(protocol: object) -> httptools.HttpResponseParser:
+    p = httptools.HttpResponseParser(protocol)
+    p.set_dangerous_leniencies(**_LENIENCIES)
+    return p
+
+
+class ResponseReader:
+    """Incremental response parsing for one server connection.
+
+    Set `head_request` before feeding the response to a HEAD request: llhttp cannot know that such a
+    response has no body, so the reader stops after its head; the connection is then reusable only
+    if nothing followed the head (`reusable`).
+    """
+
+    def __init__(self, limits: Limits = DEFAULT_LIMITS) -> None:
+        self.limits = limits
+        self.events: deque[Event] = deque()
+        self._parser: httptools.HttpResponseParser | None = _new_response_parser(self)
+        self._head: ResponseHead | None = None
+        self._cost = 0
+        self._trailers: Headers | None = None
+        self._in_head = False
+        self._raw_len = 0
+        self.head_request = False
+        self.reusable = True
+
+    def next_event(self) -> Event | None:
+        ev = self.events
+        return ev.popleft() if ev else None
+
+    @property
+    def stopped(self) -> bool:
+        return self._parser is None
+
+    def feed(self, data: bytes | bytearray | memoryview) -> None:
+        """Parse bytes read from the server. Errors become events (status 502)."""
+        parser = self._parser
+        if parser is None:
+            if data:
+                self.reusable = False  # bytes after a HEAD response's head: cannot resync
+            return
+        try:
+            parser.feed_data(data)
+        except HttpParserUpgrade as e:
+            self._parser = None
+            self.events.append(Upgrade(bytes(data[e.args[0]:])))
+            return
+        except HttpParserCallbackError as e:
+            ctx = e.__context__
+            if isinstance(ctx, _StopAfterHead):
+                self._parser = None
+                self.events.append(END)
+                return
+            self._fail(ctx if isinstance(ctx, H1Error) else H1Error(502, "callback failed"))
+            return
+        except HttpParserError as e:
+            self._fail(H1Error(502, str(e)))
+            return
+        if self._in_head:
+            self._raw_len += len(data)
+            if self._raw_len > self.limits.max_raw:
+                self._fail(H1Error(502, "response head too large"))
+
+    def feed_eof(self) -> None:
+        """The server closed: ends a close-delimited body, or is an error mid-message."""
+        parser = self._parser
+        if parser is None:
+            return
+        head = self._head
+        if head is not None and not self._in_head and head.body == "close":
+            self.events.append(END)
+            self._head = None
+        elif head is not None or self._in_head:
+            self.events.append(H1Error(502, "server closed mid-message"))
+        self._parser = None
+
+    def reset_after_head(self) -> None:
+        """After a HEAD response: a fresh parser for the next response on this connection."""
+        if self._parser is None and self.reusable:
+            self._parser = _new_response_parser(self)
+        self.head_request = False
+
+    def _fail(self, err: H1Error) -> None:
+        self._parser = None
+        self.reusable = False
+        self.events.append(err)
+
+    # -- llhttp callbacks -----------------------------------------------------------------------
+    def on_message_begin(self) -> None:
+        self._head = ResponseHead()
+        self._cost = 0
+        self._raw_len = 0
+        self._trailers = None
+        self._in_head = True
+
+    def on_status(self, reason: bytes) -> None:
+        head = self._head
+        assert head is not None
+        head.reason += reason
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if self._in_head:
+            head = self._head
+            assert head is not None
+            value = _trim(value)
+            head.headers.append((name.lower(), value))
+            if len(head.headers) > self.limits.max_headers:
+                raise H1Error(502, "too many headers")
+        else:
+            if self._trailers is None:
+                self._trailers = []
+            self._trailers.append((name.lower(), _trim(value)))
+
+    def on_headers_complete(self) -> None:
+        head = self._head
+        parser = self._parser
+        assert head is not None and parser is not None
+        self._in_head = False
+        head.status = parser.get_status_code()
+        head.version = 10 if parser.get_http_version() == "1.0" else 11
+        _check_response(head)
+        if self.head_request and head.status >= 200:
+            # the body llhttp would wait for does not exist; the parser is dropped after the head
+            head.body = "none"
+            if head.content_length is None and head.body == "none":
+                pass
+            self.events.append(head)
+            if head.content_length == 0:
+                return  # llhttp itself completes the message: keep the parser
+            raise _StopAfterHead()
+        self.events.append(head)
+
+    def on_body(self, data: bytes) -> None:
+        self.events.append(data)
+
+    def on_message_complete(self) -> None:
+        trailers = self._trailers
+        self.events.append(EndOfMessage(trailers) if trailers else END)
+        self._head = None
+
+
+def _check_response(head: ResponseHead) -> None:
+    """Framing of a response as HAProxy sees it; raises H1Error(502) where HAProxy answers 502."""
+    te: list[bytes] | None = None
+    cl: bytes | None = None
+    for name, value in head.headers:
+        if name == b"transfer-encoding":
+            te = (te or []) + [t.lower() for t in _split_tokens(value)]
+        elif name == b"content-length":
+            cl = value
+    close, keepalive = consume_connection(head.headers)
+    head.wants_close = close
+    head.wants_keepalive = keepalive
+    status = head.status
+    if status < 200 or status == 204:
+        # no body; HAProxy drops the framing headers of a 204 (verified) and of interim responses
+        if cl is not None or te is not None:
+            head.headers = [h for h in head.headers if h[0] not in (b"content-length", b"transfer-encoding")]
+        head.body = "none"
+        return
+    if te is not None:
+        if not te or te[-1] != b"chunked":
+            raise H1Error(502, "response transfer-encoding is not chunked")
+        if cl is not None:
+            remove_header(head.headers, b"content-length")
+        head.body = "chunked"
+    elif cl is not None:
+        head.content_length = int(cl)
+        head.body = "length"
+    elif status == 304:
+        head.body = "none"
+    else:
+        head.body = "close"
+
+
+# ----------------------------------------------------------------------------------------------
+# serialisation
+
+_CRLF = b"\r\n"
+_SEP = b": "
+CONN_CLOSE = (b"connection", b"close")
+CONN_KEEPALIVE = (b"connection", b"keep-alive")
+LAST_CHUNK = b"0\r\n\r\n"
+
+
+def request_head_bytes(head: RequestHead, keepalive: bool) -> bytes:
+    """The head as sent to a server. `keepalive`: whether the proxy keeps the server connection.
+
+    Names lower-case, values untouched, HTTP/2.0 and other versions sent as HTTP/1.1; a Connection
+    header is added only where the version's default differs from the decision (HAProxy's rule).
+    """
+    parts = [head.method, b" ", head.target, b" HTTP/1.1\r\n" if head.version == 11 else b" HTTP/1.0\r\n"]
+    for name, value in head.headers:
+        parts += (name, _SEP, value, _CRLF)
+    if head.version == 11:
+        if not keepalive:
+            parts.append(b"connection: close\r\n")
+    elif keepalive:
+        parts.append(b"connection: keep-alive\r\n")
+    parts.append(_CRLF)
+    return b"".join(parts)
+
+
+def response_head_bytes(head: ResponseHead, keepalive: bool, client_version: int) -> bytes:
+    """The head as sent to the client. `keepalive`: whether the client connection stays open.
+
+    The status line keeps the server's version; HAProxy says `connection: keep-alive` when either
+    side speaks HTTP/1.0 and the connection stays, `connection: close` on an HTTP/1.1 response
+    when it closes.
+    """
+    parts = [b"HTTP/1.1 " if head.version == 11 else b"HTTP/1.0 ", _status_bytes(head.status), b" ",
+             head.reason, _CRLF]
+    for name, value in head.headers:
+        parts += (name, _SEP, value, _CRLF)
+    if keepalive:
+        if head.version == 10 or client_version == 10:
+            parts.append(b"connection: keep-alive\r\n")
+    elif head.version == 11:
+        parts.append(b"connection: close\r\n")
+    parts.append(_CRLF)
+    return b"".join(parts)
+
+
+_STATUS_CACHE: dict[int, bytes] = {}
+
+
+def _status_bytes(status: int) -> bytes:
+    b = _STATUS_CACHE.get(status)
+    if b is None:
+        b = _STATUS_CACHE[status] = b"%d" % status
+    return b
+
+
+def chunk(data: bytes) -> bytes:
+    """One chunk of a chunked body."""
+    return b"%x\r\n%b\r\n" % (len(data), data)
+
+
+def last_chunk(trailers: Headers | None) -> bytes:
+    """The terminating chunk, with trailers (lower-case names, as HAProxy forwards them)."""
+    if not trailers:
+        return LAST_CHUNK
+    return b"0\r\n" + b"".join(n + _SEP + v + _CRLF for n, v in trailers) + _CRLF
+
+
+# ----------------------------------------------------------------------------------------------
+# X-Forwarded-For
+
+
+def add_forwarded_for(headers: Headers, lname: bytes, client_ip: bytes, if_none: bool) -> None:
+    """Append `lname: client_ip` as a new last line (HAProxy keeps an incoming one as an earlier line).
+
+    With `if_none`, nothing is added when the header is already present.
+    """
+    if if_none:
+        for n, _ in headers:
+            if n == lname:
+                return
+    headers.append((lname, client_ip))
+
+
+# ----------------------------------------------------------------------------------------------
+# reasons and HAProxy's own pages
+
+REASONS: dict[int, bytes] = {
+    100: b"Continue", 101: b"Switching Protocols", 102: b"Processing", 103: b"Early Hints",
+    200: b"OK", 201: b"Created", 202: b"Accepted", 203: b"Non-Authoritative Information", 204: b"No Content",
+    205: b"Reset Content", 206: b"Partial Content", 207: b"Multi-Status", 210: b"Content Different",
+    226: b"IM Used", 300: b"Multiple Choices", 301: b"Moved Permanently", 302: b"Found", 303: b"See Other",
+    304: b"Not Modified", 305: b"Use Proxy", 307: b"Temporary Redirect", 308: b"Permanent Redirect",
+    310: b"Too many Redirects", 400: b"Bad Request", 401: b"Unauthorized", 402: b"Payment Required",
+    403: b"Forbidden", 404: b"Not Found", 405: b"Method Not Allowed", 406: b"Not Acceptable",
+    407: b"Proxy Authentication Required", 408: b"Request Time-out", 409: b"Conflict", 410: b"Gone",
+    411: b"Length Required", 412: b"Precondition Failed", 413: b"Request Entity Too Large",
+    414: b"Request-URI Too Long", 415: b"Unsupported Media Type", 416: b"Requested range unsatisfiable",
+    417: b"Expectation failed", 418: b"I'm a teapot", 421: b"Misdirected Request", 422: b"Unprocessable entity",
+    423: b"Locked", 424: b"Method failure", 425: b"Too Early", 426: b"Upgrade Required",
+    428: b"Precondition Required", 429: b"Too Many Requests", 431: b"Request Header Fields Too Large",
+    449: b"Retry With", 450: b"Blocked by Windows Parental Controls", 451: b"Unavailable For Legal Reasons",
+    456: b"Unrecoverable Error", 499: b"client has closed connection", 500: b"Internal Server Error",
+    501: b"Not Implemented", 502: b"Bad Gateway or Proxy Error", 503: b"Service Unavailable",
+    504: b"Gateway Time-out", 505: b"HTTP Version not supported", 506: b"Variant also negociate",
+    507: b"Insufficient storage", 508: b"Loop detected", 509: b"Bandwidth Limit Exceeded",
+    510: b"Not extended", 511: b"Network authentication required",
+    520: b"Web server is returning an unknown error",
+}
+_CLASS_REASONS = {1: b"Informational", 2: b"Success", 3: b"Redirection", 4: b"Client Error", 5: b"Server Error"}
+
+
+def reason(status: int) -> bytes:
+    """HAProxy 2.6's reason phrase for a status it writes itself (http_get_reason)."""
+    r = REASONS.get(status)
+    if r is not None:
+        return r
+    return _CLASS_REASONS.get(status // 100, b"Other")
+
+
+# (reason in the page's status line and <h1>, message line) — HAProxy 2.6.12's built-in pages
+_PAGES: dict[int, tuple[bytes, bytes]] = {
+    200: (b"OK", b"Service ready."),
+    400: (b"Bad request", b"Your browser sent an invalid request."),
+    401: (b"Unauthorized", b"You need a valid user and password to access this content."),
+    403: (b"Forbidden", b"Request forbidden by administrative rules."),
+    404: (b"Not Found", b"The resource could not be found."),
+    405: (b"Method Not Allowed", b"A request was made of a resource using a request method not supported by that resource"),
+    407: (b"Unauthorized", b"You need a valid user and password to access this content."),
+    408: (b"Request Time-out", b"Your browser didn't send a complete request in time."),
+    410: (b"Gone", b"The resource is no longer available and will not be available again."),
+    413: (b"Payload Too Large", b"The request entity exceeds the maximum allowed."),
+    421: (b"Misdirected Request", b"Request sent to a non-authoritative server."),
+    422: (b"Unprocessable Content", b"The server cannot process the contained instructions."),
+    425: (b"Too Early", b"Your browser sent early data."),
+    429: (b"Too Many Requests", b"You have sent too many requests in a given amount of time."),
+    500: (b"Internal Server Error", b"An internal server error occurred."),
+    501: (b"Not Implemented", b".The server does not support the functionality required to fulfill the request."),
+    502: (b"Bad Gateway", b"The server returned an invalid or incomplete response."),
+    503: (b"Service Unavailable", b"No server is available to handle this request."),
+    504: (b"Gateway Time-out", b"The server didn't respond in time."),
+}
+
+
+def has_builtin_page(status: int) -> bool:
+    return status in _PAGES
+
+
+def page_body(status: int) -> bytes:
+    """The HTML body of HAProxy's built-in page for `status` (KeyError if it has none)."""
+    rsn, msg = _PAGES[status]
+    return b"<html><body><h1>%d %b</h1>\n%b\n</body></html>\n" % (status, rsn, msg)
+
+
+def error_response(status: int) -> tuple[ResponseHead, bytes]:
+    """A built-in page as the stream sends it (403, 502, 503, 504, deny ...): lower-case names, no
+    Connection header of its own; the caller serialises it with the connection decision."""
+    body = page_body(status)
+    head = ResponseHead()
+    head.status = status
+    head.reason = _PAGES[status][0]
+    head.headers = [(b"content-length", b"%d" % len(body)), (b"cache-control", b"no-cache"),
+                    (b"content-type", b"text/html")]
+    head.content_length = len(body)
+    head.body = "length"
+    return head, body
+
+
+def raw_error(status: int) -> bytes:
+    """An error the HTTP/1 layer writes before a stream exists (400, 408, 422, 501), byte for byte.
+
+    Mixed-case names; only 400 and 408 carry `Connection: close`; the connection is closed after it.
+    """
+    body = page_body(status)
+    rsn = _PAGES[status][0]
+    conn = b"Connection: close\r\n" if status in (400, 408) else b""
+    return (b"HTTP/1.1 %d %b\r\nContent-length: %d\r\nCache-Control: no-cache\r\n%bContent-Type: text/html\r\n\r\n"
+            % (status, rsn, len(body), conn)) + body
+
+
+RAW_400 = raw_error(400)
+RAW_408 = raw_error(408)
+
+
+def parse_errorfile(data: bytes) -> tuple[ResponseHead, bytes]:
+    """An `errorfile`'s raw HTTP response, parsed the way HAProxy loads it at startup.
+
+    The body is what follows the head. HAProxy re-encodes the message (names lower-cased, hop-by-hop
+    tokens consumed) and honours the file's own framing: without Content-Length the response is
+    close-delimited. Raises H1Error(500) when the file is not an HTTP response.
+    """
+    reader = ResponseReader(Limits(bufsize=1 << 20, maxhdr=1 << 10))
+    reader.feed(data)
+    head = reader.next_event()
+    if not isinstance(head, ResponseHead):
+        raise H1Error(500, "errorfile is not a valid HTTP response")
+    body = b""
+    if head.body == "length":
+        end = data.find(b"\n\r\n")
+        end2 = data.find(b"\n\n")
+        ends = [e + 3 for e in (end,) if e >= 0] + [e + 2 for e in (end2,) if e >= 0]
+        start = min(ends) if ends else len(data)
+        body = data[start:start + (head.content_length or 0)]
+    elif head.body in ("close", "chunked"):
+        parts = []
+        while True:
+            ev = reader.next_event()
+            if ev is None:
+                break
+            if isinstance(ev, bytes):
+                parts.append(ev)
+        body = b"".join(parts)
+        if head.body == "close":
+            end = data.find(b"\n\r\n")
+            end2 = data.find(b"\n\n")
+            ends = [e + 3 for e in (end,) if e >= 0] + [e + 2 for e in (end2,) if e >= 0]
+            start = min(ends) if ends else len(data)
+            body = data[start:]
+    return head, body
+
+
+CloseDecision = Callable[[bool], bool]
