@@ -2,20 +2,26 @@
 
     python bench/tcp_bench.py [--seconds 5]
 
-Prints, for no proxy, HAProxy and haproxy-py: bulk MB/s with the p50/p99 latency of small
-requests made on another connection during the bulk transfer (one busy connection must not starve
-the others), and new connections per second; then haproxy-py's ratios to HAProxy.
+Prints, for no proxy, HAProxy and haproxy-py: bulk MB/s of 4 parallel downloads (a sendfile
+origin and a recv_into sink, so the proxy is the bottleneck) with the p50/p99 latency of small
+requests made through the same proxy on another connection meanwhile (one busy connection must not
+starve the others), and new connections per second (wrk, `Connection: close`, against nginx);
+then haproxy-py's ratios to HAProxy. Medians over interleaved rounds.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import subprocess
+import sys
 import socket
+import statistics
 import threading
 import time
 
-from common import TARGETS, nginx_origin, ratio, require, target, wrk
+from common import HERE, TARGETS, free_port, nginx_origin, process, ratio, require, target, wrk
 
 
 def latency_probe(port: int, stop: threading.Event, samples: list[float]) -> None:
@@ -44,32 +50,49 @@ def pct(values: list[float], p: float) -> float:
     return values[min(len(values) - 1, int(len(values) * p / 100))]
 
 
+def bulk_rate(port: int, seconds: int, streams: int = 4) -> float:
+    """Bytes/s of `streams` parallel downloads through `port`, measured by a separate sink process."""
+    out = subprocess.run([sys.executable, os.path.join(HERE, "raw_peers.py"), "sink", str(port), str(streams),
+                          str(seconds)], capture_output=True, text=True, timeout=seconds + 60)
+    return float(out.stdout.strip() or 0)
+
+
+def measure(kind: str, origin: int, raw_origin: int, seconds: int) -> dict[str, float]:
+    with target(kind, "tcp", raw_origin) as port, target(kind, "tcp", origin) as http_port:
+        stop = threading.Event()
+        samples: list[float] = []
+        probe = threading.Thread(target=latency_probe, args=(http_port, stop, samples), daemon=True)
+        probe.start()
+        bulk = bulk_rate(port, seconds)
+        stop.set()
+        probe.join(10)
+        rate = wrk(f"http://127.0.0.1:{http_port}/small", seconds, connections=32, headers=("Connection: close",))
+    return {
+        "bulk_MBps": bulk / 1e6,
+        "probe_p50_ms": pct(samples, 50),
+        "probe_p99_ms": pct(samples, 99),
+        "conn_per_s": rate["rps"],
+        "errors": rate["errors"],
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=int, default=5)
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds; medians are reported")
     ap.add_argument("--json", help="write the results to this file")
     args = ap.parse_args()
     require("nginx", "wrk", "haproxy")
-    results: dict[str, dict[str, float]] = {}
-    with nginx_origin({"small": 100, "big": 64 << 20}) as origin:
-        for kind in TARGETS:
-            with target(kind, "tcp", origin) as port:
-                stop = threading.Event()
-                samples: list[float] = []
-                probe = threading.Thread(target=latency_probe, args=(port, stop, samples), daemon=True)
-                probe.start()
-                bulk = wrk(f"http://127.0.0.1:{port}/big", args.seconds, connections=4)
-                stop.set()
-                probe.join(10)
-                rate = wrk(f"http://127.0.0.1:{port}/small", args.seconds, connections=32,
-                           headers=("Connection: close",))
-                results[kind] = {
-                    "bulk_MBps": bulk["bytes_per_s"] / 1e6,
-                    "probe_p50_ms": pct(samples, 50),
-                    "probe_p99_ms": pct(samples, 99),
-                    "conn_per_s": rate["rps"],
-                    "errors": bulk["errors"] + rate["errors"],
-                }
+    rounds: dict[str, list[dict[str, float]]] = {k: [] for k in TARGETS}
+    raw_port = free_port()
+    with nginx_origin({"small": 100}) as origin, process(
+        [sys.executable, os.path.join(HERE, "raw_peers.py"), "origin", str(raw_port), "256"], raw_port,
+        os.devnull,
+    ):
+        for _ in range(args.rounds):
+            for kind in TARGETS:
+                rounds[kind].append(measure(kind, origin, raw_port, args.seconds))
+    results = {k: {f: statistics.median(r[f] for r in runs) for f in runs[0]} for k, runs in rounds.items()}
     print(f"{'target':<12}{'bulk MB/s':>12}{'probe p50 ms':>14}{'probe p99 ms':>14}{'conn/s':>10}{'errors':>8}")
     for kind, r in results.items():
         print(f"{kind:<12}{r['bulk_MBps']:>12.0f}{r['probe_p50_ms']:>14.2f}{r['probe_p99_ms']:>14.2f}"

@@ -216,3 +216,23 @@ def _not_zombie(pid: int) -> bool:
             return f.read().split(") ", 1)[1][0] != "Z"
     except OSError:
         return False
+
+
+def test_queued_clients_are_served_in_arrival_order(lb, tcp_servers) -> None:
+    srv = tcp_servers("o", mode="echo")
+    port = free_port()
+    lb.start(config(port, [f"o {srv.addr} maxconn 1"], backend_extra="    timeout queue 10s"), [port])
+    first = socket.create_connection(("127.0.0.1", port), timeout=5)
+    first.sendall(b"0")
+    assert first.recv(1) == b"0"
+    waiting = []
+    for i in range(1, 4):
+        c = socket.create_connection(("127.0.0.1", port), timeout=5)
+        c.sendall(str(i).encode())
+        waiting.append(c)
+        time.sleep(0.05)  # arrival order is what is under test: space the arrivals
+    first.close()
+    for i, c in enumerate(waiting, start=1):
+        assert c.recv(1) == str(i).encode()  # served only once everyone before it left
+        c.close()
+    assert srv.max_active == 1

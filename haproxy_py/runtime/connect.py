@@ -6,10 +6,12 @@ and opens sockets. It never looks at the algorithm's name.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import ipaddress
 import math
 import socket
+from collections.abc import Callable, Iterator
 
 import attrs
 import trio
@@ -54,6 +56,7 @@ class BackendRuntime:
     queue: BackendQueue = attrs.field(factory=BackendQueue)
     counters: ProxyCounters = attrs.field(factory=ProxyCounters)
     _events: dict[int, trio.Event] = attrs.field(factory=dict)
+    _sessions: dict[int, set[trio.CancelScope]] = attrs.field(factory=dict)
 
     @classmethod
     def build(cls, proxy: Proxy) -> BackendRuntime:
@@ -76,6 +79,28 @@ class BackendRuntime:
                     pass
         for s in self.servers:
             self._grant_free_slots(s)
+
+    # -- live sessions (for on-marked-down shutdown-sessions) ------------------------------------
+    @contextlib.contextmanager
+    def session_scope(self, server: ServerState) -> Iterator[trio.CancelScope]:
+        """Run a session's exchange with `server` inside this scope, so that
+        `shutdown_sessions(server)` can end it (health checks do when the server goes DOWN with
+        `on-marked-down shutdown-sessions`)."""
+        scope = trio.CancelScope()
+        live = self._sessions.setdefault(id(server), set())
+        live.add(scope)
+        try:
+            with scope:
+                yield scope
+        finally:
+            live.discard(scope)
+
+    def shutdown_sessions(self, server: ServerState) -> int:
+        """End every session running in a `session_scope` of `server`; returns how many."""
+        live = self._sessions.get(id(server), ())
+        for scope in list(live):
+            scope.cancel()
+        return len(live)
 
     # -- slots ----------------------------------------------------------------------------------
     def _take(self, server: ServerState) -> None:
@@ -131,6 +156,7 @@ class BackendRuntime:
 
     # -- connect --------------------------------------------------------------------------------
     def server_address(self, server: ServerState, client_port: int) -> tuple[int, tuple]:
+        """(family, sockaddr) to connect to; a server without a port uses the client's port."""
         cfg = self.configs[id(server)]
         addr = cfg.address
         if addr.family == "unix":
@@ -139,28 +165,36 @@ class BackendRuntime:
         fam = socket.AF_INET6 if addr.family == "ipv6" else socket.AF_INET
         return fam, (addr.host, port)
 
-    async def connect(self, ctx: PickContext, client_port: int) -> tuple[socket.socket, ServerState]:
+    async def connect(self, ctx: PickContext, client_port: int,
+                      idle: Callable[[ServerState], socket.socket | None] | None = None
+                      ) -> tuple[socket.socket, ServerState]:
         """Choose a server and connect to it, with HAProxy's retries and redispatch.
 
-        Raises NoServer, QueueTimeout or ConnectFailed. On success the caller owns the socket and
-        must call `release(server)` when the session ends.
+        `idle` (HTTP connection reuse) is asked for an already open connection to the chosen server
+        before a new one is opened; what it returns is used as is. Raises NoServer, QueueTimeout or
+        ConnectFailed. On success the caller owns the socket and must call `release(server)` when
+        the session (in HTTP: the request) ends.
         """
         retries = self.proxy.retries
         connect_timeout = _ms(self.proxy.timeouts.connect)
         server = await self.acquire(ctx)
         attempt = 0
         while True:
+            if idle is not None:
+                reused = idle(server)
+                if reused is not None:
+                    return reused, server
             fam, addr = self.server_address(server, client_port)
-            sock = socket.socket(fam, socket.SOCK_STREAM)
-            sock.setblocking(False)
+            sock = socket.socket(fam, socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
             timed_out = False
             try:
-                with trio.fail_after(connect_timeout):
+                # a bare cancel scope: fail_after's generator wrapper costs more than the connect
+                with trio.CancelScope(deadline=trio.current_time() + connect_timeout) as scope:
                     await _connect(sock, addr)
-                if fam != socket.AF_UNIX:
-                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                return sock, server
-            except trio.TooSlowError:
+                if not scope.cancelled_caught:
+                    if fam != socket.AF_UNIX:
+                        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                    return sock, server
                 timed_out = True
                 sock.close()
             except OSError:

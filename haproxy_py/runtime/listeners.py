@@ -83,6 +83,8 @@ def create_socket(addr: BindAddress, port: int, bind: Bind, backlog: int, reusep
         if fam == socket.AF_INET6:
             v6only = bind.v6only or (not bind.v4v6 and addr.host not in ("::", ""))
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1 if v6only else 0)
+        # accepted sockets inherit TCP_NODELAY on Linux: one setsockopt per listener, not per client
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if bind.defer_accept and hasattr(socket, "TCP_DEFER_ACCEPT"):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT, 1)
         if bind.interface and hasattr(socket, "SO_BINDTODEVICE"):

@@ -155,7 +155,10 @@ async def _tcp_session(conn: socket.socket, frontend: FrontendRuntime, peer: obj
                     await send_all(server_sock, memoryview(initial))
                 except _PEER_ERRORS:
                     return
-            activity = await _forward(conn, server_sock, frontend.proxy, backend.proxy)
+            with backend.session_scope(server) as killed:  # on-marked-down shutdown-sessions cancels it
+                activity = await _forward(conn, server_sock, frontend.proxy, backend.proxy)
+            if killed.cancelled_caught:
+                return
             up, down = activity.bytes_up + len(initial), activity.bytes_down
             for counters in (frontend.counters, backend.counters, server.counters):
                 counters.bytes_in += up
