@@ -102,6 +102,8 @@ http {{
 
 
 TARGETS = ("direct", "haproxy", "haproxy-py")
+# pid of the proxy process most recently started by target(), for CPU accounting
+last_pid: int | None = None
 
 
 @contextmanager
@@ -130,8 +132,10 @@ backend be
     server origin 127.0.0.1:{origin_port}
 """)
     cmd = ["haproxy", "-db", "-f", cfg] if kind == "haproxy" else [*haproxy_py_cmd(), "-db", "-f", cfg]
+    global last_pid
     try:
-        with process(cmd, port, os.path.join(d, "lb.log")):
+        with process(cmd, port, os.path.join(d, "lb.log")) as proc:
+            last_pid = proc.pid
             yield port
     finally:
         shutil.rmtree(d, ignore_errors=True)
@@ -165,6 +169,13 @@ def parse_wrk(out: str) -> dict[str, float]:
     if m:
         res["errors"] += sum(float(x) for x in m.groups())
     return res
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().split(") ", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def ratio(a: float, b: float) -> str:

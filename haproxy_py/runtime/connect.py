@@ -7,9 +7,11 @@ and opens sockets. It never looks at the algorithm's name.
 from __future__ import annotations
 
 import contextlib
+import _socket
 import errno
 import ipaddress
 import math
+import os
 import socket
 from collections.abc import Callable, Iterator
 
@@ -185,17 +187,21 @@ class BackendRuntime:
                 if reused is not None:
                     return reused, server
             fam, addr = self.server_address(server, client_port)
-            sock = socket.socket(fam, socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
+            # the C socket type: no Python-level wrapper on the per-connection path
+            sock = _socket.socket(fam, socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
             timed_out = False
             try:
-                # a bare cancel scope: fail_after's generator wrapper costs more than the connect
-                with trio.CancelScope(deadline=trio.current_time() + connect_timeout) as scope:
-                    await _connect(sock, addr)
-                if not scope.cancelled_caught:
+                connected = _start_connect(sock, addr)
+                if not connected:
+                    # a bare cancel scope: fail_after's generator wrapper costs more than the wait
+                    with trio.CancelScope(deadline=trio.current_time() + connect_timeout) as scope:
+                        await _finish_connect(sock)
+                    connected = not scope.cancelled_caught
+                    timed_out = not connected
+                if connected:
                     if fam != socket.AF_UNIX:
                         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                     return sock, server
-                timed_out = True
                 sock.close()
             except OSError:
                 sock.close()
@@ -228,19 +234,39 @@ class BackendRuntime:
         return attempt % r == 0
 
 
-async def _connect(sock: socket.socket, addr: tuple) -> None:
+def _start_connect(sock: socket.socket, addr: tuple) -> bool:
+    """Begin a non-blocking connect: True when already established, False when in progress.
+
+    On loopback the handshake has usually completed by the time connect() returns EINPROGRESS;
+    asking getpeername() (one cheap syscall) then saves a scheduler pass. Raises OSError for a
+    refusal that is already known.
+    """
     try:
         sock.connect(addr if len(addr) > 1 else addr[0])
-        return
+        return True
     except BlockingIOError:
         pass
     except OSError as e:
         if e.errno not in (errno.EINPROGRESS, errno.EAGAIN):
             raise
-    await trio.lowlevel.wait_writable(sock)
+    try:
+        sock.getpeername()
+        return True
+    except OSError:
+        pass
+    _raise_socket_error(sock)
+    return False
+
+
+def _raise_socket_error(sock: socket.socket) -> None:
     err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
     if err:
-        raise OSError(err, errno.errorcode.get(err, "connect failed"))
+        raise OSError(err, os.strerror(err))
+
+
+async def _finish_connect(sock: socket.socket) -> None:
+    await trio.lowlevel.wait_writable(sock)
+    _raise_socket_error(sock)
 
 
 def client_ip(peer: object) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:

@@ -9,6 +9,7 @@ backlog and are served later instead of refused.
 
 from __future__ import annotations
 
+import _socket
 import errno
 import os
 import socket
@@ -216,7 +217,7 @@ async def accept_loop(listener: Listener, limits: list[ConnLimit], handler: Conn
             if any(lim.full() for lim in limits):
                 break
             try:
-                conn, peer = sock.accept()
+                fd, peer = sock._accept()
             except BlockingIOError:
                 break
             except OSError as e:
@@ -226,6 +227,8 @@ async def accept_loop(listener: Listener, limits: list[ConnLimit], handler: Conn
                 if e.errno in (errno.ECONNABORTED, errno.EPROTO, errno.EINTR):
                     continue
                 raise
+            # the C socket type: no Python-level wrapper on the per-connection path
+            conn = _socket.socket(sock.family, socket.SOCK_STREAM, 0, fd)
             conn.setblocking(False)
             for lim in limits:
                 lim.take()
