@@ -236,3 +236,20 @@ def test_queued_clients_are_served_in_arrival_order(lb, tcp_servers) -> None:
         assert c.recv(1) == str(i).encode()  # served only once everyone before it left
         c.close()
     assert srv.max_active == 1
+
+
+def test_hard_stop_after_bounds_a_soft_stop(lb, tcp_servers) -> None:
+    srv = tcp_servers("e", mode="echo")
+    port = free_port()
+    cfg = config(port, [f"e {srv.addr}"]).replace("defaults", "global\n    hard-stop-after 500ms\n\ndefaults", 1)
+    proc = lb.start(cfg, [port])
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    s.sendall(b"1")
+    assert s.recv(1) == b"1"
+    t0 = time.monotonic()
+    proc.send_signal(signal.SIGUSR1)
+    assert proc.wait(5) == 0
+    assert 0.4 < time.monotonic() - t0 < 3.0
+    s.settimeout(5)
+    assert s.recv(1) == b""  # the lingering session was closed
+    s.close()
