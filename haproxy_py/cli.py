@@ -230,6 +230,8 @@ def load_config(opts: Options, rep: Reporter) -> LoadResult | None:
         return None
     for d in result.notices:
         rep.diagnostic(d)
+    for d in result.alerts:  # non-fatal alerts: HAProxy prints them and still runs
+        rep.diagnostic(d)
     for d in result.warnings:
         rep.diagnostic(d)
     return result
@@ -253,7 +255,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             return 0 if condexpr.evaluate(opts.check_cond, os.environ) else 1
         except condexpr.ConditionSyntaxError as e:
-            rep.alert(f"Failed to evaluate condition: {e}", "config")
+            rep.alert(e.cc_alert(), "config")
             return 2
     if opts.chdir:
         try:

@@ -136,6 +136,8 @@ def check_loads_or_refuses(text: str) -> None:
         return
     for d in (*result.warnings, *result.notices, *result.alerts):
         d.render(1)
+    for d in result.alerts:  # alerts HAProxy prints without refusing the file must say where too
+        assert _location_of(d), f"alert without location: {d.render(1)}"
 
 
 @st.composite

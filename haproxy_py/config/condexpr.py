@@ -250,4 +250,5 @@ def evaluate(expr: str, env: Mapping[str, str]) -> bool:
         raise ConditionSyntaxError(e.message.split(":\n")[0] + ".", None, "Syntax Error in condition: ") from None
     if len(words) > MAX_WORDS:
         raise ConditionSyntaxError("Too many words.", None, "Error in condition: ")
-    return evaluate_text(" ".join(words), env)
+    # blanks alone give no word, yet 2.6 reports them as an unparsable sub-expression
+    return evaluate_text(" ".join(words) if words else expr, env)

@@ -25,8 +25,8 @@ PREDEFINED_ACLS = frozenset(
     }
 )
 
-ACL_FLAGS_WITH_ARG = frozenset({"-f", "-m", "-M", "-u"})
-ACL_FLAGS = frozenset({"-i", "-n", "--"}) | ACL_FLAGS_WITH_ARG
+ACL_FLAGS_WITH_ARG = frozenset({"-f", "-m", "-u"})
+ACL_FLAGS = frozenset({"-i", "-n", "-M", "--"}) | ACL_FLAGS_WITH_ARG  # -M: read -f files as maps
 MATCH_METHODS = frozenset({"found", "bool", "int", "ip", "bin", "len", "str", "sub", "reg", "beg", "end", "dir", "dom"})
 
 # Validates an ACL's sample expression; raises ConditionError with HAProxy's text. Set by keywords

@@ -20,7 +20,6 @@ from haproxy_py.config import grammar
 from haproxy_py.config.conditions import (
     AnonymousAcls,
     ConditionError,
-    check_acl_name,
     parse_acl,
     parse_condition,
     split_condition,
@@ -427,25 +426,45 @@ def _g_resetenv(st: Statement, g: dict[str, Any]) -> None:
 
 _many(GLOBAL, "noreuseport", "supported", "Do not set SO_REUSEPORT on listeners (like -dR).")
 GLOBAL["noreuseport"] = attrs.evolve(GLOBAL["noreuseport"], handler=_g_flag("noreuseport"), syntax="noreuseport")
-_many(
-    GLOBAL,
-    "ca-base crt-base cpu-map busy-polling maxpipes nosplice noepoll nopoll noevports nokqueue nogetaddrinfo "
-    "set-dumpable strict-limits insecure-fork-wanted insecure-setuid-wanted "
-    "numa-cpu-mapping profiling.tasks mworker-max-reloads localpeer unix-bind "
-    "log-send-hostname log-tag ssl-default-bind-ciphers ssl-default-bind-ciphersuites ssl-default-bind-curves "
-    "ssl-default-bind-options ssl-default-server-ciphers "
-    "ssl-default-server-ciphersuites ssl-default-server-options "
-    "ssl-dh-param-file ssl-server-verify ssl-skip-self-issued-ca "
-    "ssl-mode-async ssl-load-extra-files ssl-load-extra-del-ext issuers-chain-path "
-    "maxconnrate maxsessrate maxsslconn maxsslrate maxcomprate maxcompcpuusage maxzlibmem "
-    "pp2-never-send-local fd-hard-limit cluster-secret thread-groups thread-group "
-    "h2-workaround-bogus-websocket-clients server-state-base lua-prepend-path external-check "
-    "httpclient.resolvers.id httpclient.resolvers.prefer httpclient.ssl.ca-file httpclient.ssl.verify "
-    "set-var set-var-fmt no-memory-trimming namespace_list",
-    "no-effect",
-    "Accepted for compatibility; it tunes something haproxy-py does differently or does not have (TLS, "
-    "threads, pollers), so it changes nothing observable.",
-)
+_NO_EFFECT_GLOBALS = {
+    "ca-base": "Directory of CA files (TLS).", "crt-base": "Directory of certificates (TLS).",
+    "cpu-map": "Binds threads to CPUs.", "busy-polling": "Busy-polling of the event loop.",
+    "maxpipes": "Number of kernel pipes for splicing.", "nosplice": "Disables kernel splicing.",
+    "noepoll": "Disables the epoll poller.", "nopoll": "Disables the poll poller.",
+    "noevports": "Disables the event ports poller.", "nokqueue": "Disables the kqueue poller.",
+    "nogetaddrinfo": "Uses gethostbyname() instead of getaddrinfo().",
+    "set-dumpable": "Allows core dumps after changing user.", "strict-limits": "Fails when fd limits cannot be raised.",
+    "insecure-fork-wanted": "Allows external checks and Lua to fork.",
+    "insecure-setuid-wanted": "Allows setuid binaries from external checks.",
+    "numa-cpu-mapping": "NUMA-aware thread placement.", "profiling.tasks": "Task profiling.",
+    "mworker-max-reloads": "Master-worker reload limit (no master process in haproxy-py).",
+    "localpeer": "Name of this node in peers sections.", "unix-bind": "Defaults for unix socket binds.",
+    "log-send-hostname": "Host name field in syslog lines.", "log-tag": "Syslog tag of global logs.",
+    "ssl-default-bind-ciphers": "Default TLS setting for binds.", "ssl-default-bind-ciphersuites": "Default TLS setting for binds.",
+    "ssl-default-bind-curves": "Default TLS setting for binds.", "ssl-default-bind-options": "Default TLS setting for binds.",
+    "ssl-default-server-ciphers": "Default TLS setting for servers.",
+    "ssl-default-server-ciphersuites": "Default TLS setting for servers.",
+    "ssl-default-server-options": "Default TLS setting for servers.", "ssl-dh-param-file": "TLS DH parameters.",
+    "ssl-server-verify": "Default TLS server verification.", "ssl-skip-self-issued-ca": "TLS chain building.",
+    "ssl-mode-async": "Asynchronous TLS engines.", "ssl-load-extra-files": "Extra TLS files next to certificates.",
+    "ssl-load-extra-del-ext": "TLS certificate file naming.", "issuers-chain-path": "TLS issuer chains.",
+    "maxconnrate": "Process-wide connection rate limit (not enforced).",
+    "maxsessrate": "Process-wide session rate limit (not enforced).", "maxsslconn": "TLS connection limit.",
+    "maxsslrate": "TLS handshake rate limit.", "maxcomprate": "Compression rate limit.",
+    "maxcompcpuusage": "Compression CPU limit.", "maxzlibmem": "Compression memory limit.",
+    "pp2-never-send-local": "PROXY v2 LOCAL command for health checks.", "fd-hard-limit": "Cap on the fd limit.",
+    "cluster-secret": "Secret for QUIC retry tokens.", "thread-groups": "Thread groups.",
+    "thread-group": "Thread group definitions.",
+    "h2-workaround-bogus-websocket-clients": "HTTP/2 websocket workaround.",
+    "server-state-base": "Directory of server state files.", "lua-prepend-path": "Lua module path.",
+    "external-check": "Allows external check commands.", "httpclient.resolvers.id": "Internal HTTP client DNS.",
+    "httpclient.resolvers.prefer": "Internal HTTP client DNS.", "httpclient.ssl.ca-file": "Internal HTTP client TLS.",
+    "httpclient.ssl.verify": "Internal HTTP client TLS.", "set-var": "Process-wide variables for rules.",
+    "set-var-fmt": "Process-wide variables for rules.", "no-memory-trimming": "malloc_trim() on reload.",
+    "namespace_list": "Network namespaces (only used by 'namespace' on binds and servers).",
+}
+for _n, _s in _NO_EFFECT_GLOBALS.items():
+    GLOBAL[_n] = Keyword(_n, f"{_n} ...", _s + " Accepted; no effect in haproxy-py.", status="no-effect")
 _many(GLOBAL, "h1-case-adjust h1-case-adjust-file", "ignored", "Header case adjustment is not implemented; header names are sent lower-case.")
 _many(GLOBAL, "h1-accept-payload-with-any-method", "ignored",
       "Accepting a payload on GET/HEAD/DELETE HTTP/1.0 requests is not implemented.")
@@ -1471,12 +1490,14 @@ def _o_httpchk(st: Statement, px: ProxyDraft) -> None:
             st.warn("'option httpchk' : hiding headers or body at the end of the version string is deprecated. "
                     "Please, consider to use 'http-check send' directive instead.")
             version, _, tail = version.partition("\r\n")
+            # headers up to an empty line, then the body (both are sent, as by HAProxy 2.6)
+            tail, _, body = tail.partition("\r\n\r\n") if not tail.startswith("\r\n") else ("", "", tail[2:])
             headers = []
             for line in tail.split("\r\n"):
                 if ":" in line:
                     k, _, v = line.partition(":")
                     headers.append((k.strip(), v.strip()))
-            chk = attrs.evolve(chk, headers=tuple(headers))
+            chk = attrs.evolve(chk, headers=tuple(headers), body=body)
         chk = attrs.evolve(chk, version=version)
     px.values["httpchk"] = chk
     px.values["check_kind"] = "http"
@@ -1519,7 +1540,7 @@ def _p_option(st: Statement, px: ProxyDraft) -> None:
         raise StatementError("'option' expects an option name.", form="tight")
     kw = OPTIONS.get(name)
     if kw is not None and kw.status == "removed":
-        raise StatementError(_REMOVED_OPTIONS[name])
+        raise StatementError(_REMOVED_OPTIONS[name], form="tight")
     if st.prefix and (kw is None or not kw.negatable):
         raise StatementError(f"negation/default is not supported for option '{name}'.", form="tight")
     if st.prefix == "default" and name != "redispatch":
@@ -1837,13 +1858,13 @@ def _p_errorfile(st: Statement, px: ProxyDraft) -> None:
     code = st.args[0]
     if not code.isdigit() or int(code) not in _ERRORFILE_CODES:
         raise StatementError(f"status code '{code}' not handled.")
+    path = resolve_path(st, st.args[1])
     try:
-        with open(st.args[1], "rb") as f:
-            data = f.read()
+        with open(path, "rb") as f:
+            f.read()
     except OSError as e:
         raise StatementError(f"error opening file '{st.args[1]}' : {e.strerror}.") from None
-    del data
-    px.append("errorfiles", (int(code), st.args[1]))
+    px.append("errorfiles", (int(code), path))
 
 
 @pkw("log", "dflb", "log global | log <target> [len <n>] [format <f>] <facility> [<level> [<minlevel>]] | no log",
@@ -1924,9 +1945,34 @@ _many(PROXY, "srvtcpka-cnt srvtcpka-idle srvtcpka-intvl", "no-effect", "Server-s
 _many(PROXY, "max-session-srv-conns", "no-effect", "Idle server connections kept per client session.", caps="dfl")
 _many(PROXY, "dynamic-cookie-key", "unsupported", "Cookie persistence is not implemented.", caps="dlb")
 _many(PROXY, "usesrc", "unsupported", "Transparent proxying (with 'source') is not implemented.", caps="dlb")
-_many(PROXY, "cookie stick-table stick capture declare compression filter dispatch source rate-limit "
-      "unique-id-format unique-id-header errorloc errorloc302 errorloc303 errorfiles http-error force-persist "
-      "ignore-persist use-server retry-on hash-balance-factor use-fcgi-app log-format-sd http-send-name-header "
-      "external-check transparent",
-      "unsupported", "A HAProxy feature that haproxy-py does not implement.")
+for _n, _summary, _caps in (
+    ("cookie", "Cookie-based persistence is not implemented.", "dlb"),
+    ("stick-table", "Stick tables are not implemented.", "dflb"),
+    ("stick", "Stickiness rules (stick tables) are not implemented.", "dlb"),
+    ("capture", "Header and cookie captures are not implemented.", "fl"),
+    ("declare", "Capture slots ('declare capture') are not implemented.", "fl"),
+    ("compression", "HTTP compression is not implemented.", "dflb"),
+    ("filter", "Filters (compression, SPOE, cache, trace, bandwidth limits) are not implemented.", "flb"),
+    ("dispatch", "The 'dispatch' server-less backend address is not implemented.", "lb"),
+    ("source", "Choosing the source address of server connections is not implemented.", "dlb"),
+    ("rate-limit", "Session rate limiting is not implemented.", "dfl"),
+    ("unique-id-format", "Unique request ids are not implemented.", "dfl"),
+    ("unique-id-header", "Unique request ids are not implemented.", "dfl"),
+    ("errorloc", "Redirecting errors to URLs is not implemented; use 'errorfile'.", "dflb"),
+    ("errorloc302", "Redirecting errors to URLs is not implemented; use 'errorfile'.", "dflb"),
+    ("errorloc303", "Redirecting errors to URLs is not implemented; use 'errorfile'.", "dflb"),
+    ("errorfiles", "'http-errors' sections are not implemented; use 'errorfile'.", "dflb"),
+    ("http-error", "'http-error' rules are not implemented; use 'errorfile'.", "dflb"),
+    ("force-persist", "Persistence (cookies, stick tables) is not implemented.", "dflb"),
+    ("ignore-persist", "Persistence (cookies, stick tables) is not implemented.", "dflb"),
+    ("use-server", "Forcing a server with 'use-server' rules is not implemented.", "lb"),
+    ("retry-on", "Layer 7 retries are not implemented (connection failures are retried).", "dlb"),
+    ("hash-balance-factor", "Bounded-load consistent hashing is not implemented.", "dlb"),
+    ("use-fcgi-app", "FastCGI applications are not implemented.", "lb"),
+    ("log-format-sd", "RFC5424 structured-data log fields are not implemented.", "dfl"),
+    ("http-send-name-header", "Sending the server name in a request header is not implemented.", "dlb"),
+    ("external-check", "External command health checks are not implemented.", "dlb"),
+    ("transparent", "Transparent proxying is not implemented.", "dlb"),
+):
+    PROXY[_n] = Keyword(_n, f"{_n} ...", _summary, status="unsupported", caps=_caps)
 

@@ -45,8 +45,10 @@ def _is_name_char(c: str) -> bool:
 
 
 def _caret(line: str, at: int) -> str:
-    """HAProxy's two-line pointer under the offending character (line printed as read)."""
-    return f":\n  {line}\n  {' ' * at}^"
+    """HAProxy's two-line pointer under the offending character: the line is printed without its
+    leading blanks (positions in the message itself count them)."""
+    lead = len(line) - len(line.lstrip(BLANKS))
+    return f":\n  {line[lead:]}\n  {' ' * (at - lead)}^"
 
 
 def _expand_var(line: str, pos: int, env: Mapping[str, str]) -> tuple[str | _Split, int]:
@@ -106,6 +108,7 @@ def tokenize(line: str, env: Mapping[str, str], max_words: int | None = MAX_WORD
     unmatched quote, a bad `\\x` sequence, a bad variable reference, or too many words (when
     `max_words` is not None). An empty line, a comment, or a line whose first word is empty yield [].
     """
+    printed = line.replace("\r", " ").replace("\n", " ")  # how HAProxy shows the line in errors
     for stop in ("\r", "\n"):
         cut = line.find(stop)
         if cut >= 0:
@@ -200,7 +203,7 @@ def tokenize(line: str, env: Mapping[str, str], max_words: int | None = MAX_WORD
         in_word = True
         i += 1
     if quote:
-        raise StatementError(f"unmatched quote at position {quote_pos + 1}" + _caret(line, quote_pos))
+        raise StatementError(f"unmatched quote at position {quote_pos + 1}" + _caret(printed, quote_pos))
     if in_word:
         finish_word()
     if max_words is not None and len(words) > max_words:

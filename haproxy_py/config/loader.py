@@ -346,7 +346,7 @@ class _Parser:
         if rest and rest[0] == "from":
             parent = rest[1] if len(rest) > 1 else ""
             if parent == "":
-                raise StatementError(f"'defaults' : 'from' expects the name of a defaults section.")
+                raise StatementError("'defaults' : 'from' expects the name of a defaults section.")
             base = self.named_defaults.get(parent)
             if base is None:
                 raise StatementError(f"defaults section '{parent}' not found for defaults '{name}'.")

@@ -37,7 +37,8 @@ def _parse_args(text: str, i: int, lo: int, hi: int, types: tuple[str, ...]) -> 
     while True:
         if len(args) >= hi:
             return args, i, f"expected ')' before '{text[i:]}'"
-        m = re.match(r"[^,)]*", text[i:])
+        # quoted parts and backslash escapes may hold ',' and ')' (regsub("(a|b)",x))
+        m = re.match(r"""(?:'[^']*'|"(?:[^"\\]|\\.)*"|\\.|[^,)'"\\])*""", text[i:])
         assert m is not None
         value = m.group(0)
         args.append(value)
@@ -93,7 +94,7 @@ def _parse_expression(text: str, start: int, acl: bool) -> tuple[int, str, str |
             if alias:
                 raise ConditionError(f"{ctx} : unknown converter '{conv_name}'.")
             raise ConditionError(f"unknown converter '{conv_name}'" + (f" in ACL expression '{expr}'" if acl else ""))
-        clo, chi, ctypes, _cin, cout = conv
+        clo, chi, ctypes, cout, _cin = conv  # samples_data rows are (min, max, arg types, out, in)
         if clo and (i >= len(expr) or expr[i] != "("):
             err = f"invalid arg 1 in converter '{conv_name}' : expected type '{ctypes[0]}' at position 1, but got nothing"
         else:
@@ -199,7 +200,7 @@ def check_acl_expression(fetch: str, flags: list[str], patterns: list[str], base
     for k in range(0, len(flags) - 1):
         if flags[k] == "-m":
             method = flags[k + 1]
-        if flags[k] in ("-f", "-M") and k + 1 < len(flags):
+        if flags[k] == "-f" and k + 1 < len(flags):  # (-M takes no argument: it changes how -f reads)
             path = flags[k + 1]
             full = path if base_dir is None or os.path.isabs(path) else os.path.join(base_dir, path)
             if not os.access(full, os.R_OK) or os.path.isdir(full):
@@ -207,9 +208,9 @@ def check_acl_expression(fetch: str, flags: list[str], patterns: list[str], base
     if method is None:
         method = alias_match or _MATCH_BY_TYPE.get(out)
         if method is None:
-            name = re.match(r"[^(,]*", fetch)
+            head = re.match(r"[^(,]*", fetch)
             raise ConditionError("matching method must be specified first (using '-m') when using a sample fetch of "
-                                 f"this type ('{name.group(0) if name else fetch}').")
+                                 f"this type ('{head.group(0) if head else fetch}').")
     name = fetch.split("(", 1)[0].split(",", 1)[0]
     dotted = ACL_KEYWORDS.get(name, ("",))[0] == "req.ssl_ver"
     for p in patterns:

@@ -1,8 +1,9 @@
 """HAProxy 2.6.12's sample fetches, converters and ACL keywords (generated, do not edit).
 
 Produced from the 2.6 binary's own tables: `haproxy -dKsmp`, `-dKcnv` and `-dKacl`. Each fetch is
-(minimum args, maximum args, argument types, output type); each converter (min, max, types, input
-type, output type); each ACL keyword (the fetch it reads, its match method).
+(minimum args, maximum args, argument types, output type); each converter (min, max, types, output
+type, input type), in the order `-dKcnv` prints them ("out => in"); each ACL keyword (the fetch it
+reads, its match method).
 """
 
 from __future__ import annotations
@@ -498,7 +499,7 @@ CONVERTERS: dict[str, tuple[int, int, tuple[str, ...], str, str]] = {
     'iif': (2, 2, ('string', 'string'), 'str', 'bool'),
     'in_table': (1, 1, ('table',), 'bool', 'any'),
     'ipmask': (1, 2, ('IPv4 mask', 'IPv6 mask'), 'ipv4', 'addr'),
-    'json': (1, 1, ('string',), 'str', 'str'),
+    'json': (0, 1, ('string',), 'str', 'str'),  # the input code is optional (ascii)
     'json_query': (1, 2, ('string', 'string'), 'any', 'str'),
     'jwt_header_query': (0, 2, ('string', 'string'), 'any', 'bin'),
     'jwt_payload_query': (0, 2, ('string', 'string'), 'any', 'bin'),
