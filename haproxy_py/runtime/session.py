@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import math
+from collections.abc import Callable
 import socket
 
 import trio
@@ -104,21 +105,26 @@ def _ip_port(addr: object) -> tuple[ipaddress.IPv4Address | ipaddress.IPv6Addres
     return None, 0
 
 
+Spawn = Callable[..., None]
+
+
 async def tcp_session(conn: socket.socket, frontend: FrontendRuntime, peer: object = None,
-                      local_port: int | None = None) -> None:
+                      local_port: int | None = None, spawn: Spawn | None = None) -> None:
     """Serve one mode-tcp connection to the end. Never raises for peer-caused failures.
 
     `peer` is the client address accept() returned and `local_port` the listener's port; both
-    are looked up on the socket when not given.
+    are looked up on the socket when not given. `spawn` starts a task in a nursery that outlives
+    the session (the supervisor's sessions nursery).
     """
     frontend.counters.session_started()
     try:
-        await _tcp_session(conn, frontend, peer, local_port)
+        await _tcp_session(conn, frontend, peer, local_port, spawn)
     finally:
         frontend.counters.session_ended()
 
 
-async def _tcp_session(conn: socket.socket, frontend: FrontendRuntime, peer: object, local_port: int | None) -> None:
+async def _tcp_session(conn: socket.socket, frontend: FrontendRuntime, peer: object, local_port: int | None,
+                       spawn: Spawn | None) -> None:
     initial = b""  # bytes read while inspecting: they go to the server first, untouched
     if frontend.routes_by_content:
         route = await route_tcp(conn, frontend, frontend.sample_context(conn, peer))
@@ -146,17 +152,13 @@ async def _tcp_session(conn: socket.socket, frontend: FrontendRuntime, peer: obj
         except (NoServer, QueueTimeout, ConnectFailed):
             return  # HAProxy closes a tcp client at once when no server can take it
         try:
-            try:
-                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            except OSError:
-                pass
             if initial:
                 try:
                     await send_all(server_sock, memoryview(initial))
                 except _PEER_ERRORS:
                     return
             with backend.session_scope(server) as killed:  # on-marked-down shutdown-sessions cancels it
-                activity = await _forward(conn, server_sock, frontend.proxy, backend.proxy)
+                activity = await _forward(conn, server_sock, frontend.proxy, backend.proxy, spawn)
             if killed.cancelled_caught:
                 return
             up, down = activity.bytes_up + len(initial), activity.bytes_down
@@ -170,24 +172,56 @@ async def _tcp_session(conn: socket.socket, frontend: FrontendRuntime, peer: obj
         backend.counters.session_ended()
 
 
-async def _forward(client: socket.socket, server: socket.socket, frontend: Proxy, backend: Proxy) -> Activity:
+async def _forward(client: socket.socket, server: socket.socket, frontend: Proxy, backend: Proxy,
+                   spawn: Spawn | None = None) -> Activity:
+    """Pump both directions until both ends are closed, a side fails, or the session times out.
+
+    The session task pumps server->client itself; client->server runs as one child task in the
+    caller's long-lived nursery (`spawn`), which costs far less than a nursery per session. The
+    child never outlives this call: it is cancelled and awaited before returning.
+    """
     with trio.CancelScope() as scope:
         activity = _activity(scope, frontend, backend)
+        if spawn is None:
+            try:
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(_pump_then_wait, client, server, activity, True, None)
+                    nursery.start_soon(_pump_then_wait, server, client, activity, False, None)
+            except* _PEER_ERRORS:
+                pass  # a reset on either side ends the session; the sockets are closed by the caller
+            return activity
+        upstream_scope = trio.CancelScope()
+        upstream_done = trio.Event()
+        spawn(_upstream, client, server, activity, upstream_scope, upstream_done)
         try:
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(_pump_then_wait, client, server, activity, True)
-                nursery.start_soon(_pump_then_wait, server, client, activity, False)
-        except* _PEER_ERRORS:
-            pass  # a reset on either side ends the session; the sockets are closed by the caller
+            await _pump_then_wait(server, client, activity, False, upstream_scope)
+            await upstream_done.wait()
+        finally:
+            if not upstream_done.is_set():
+                upstream_scope.cancel()
+                with trio.CancelScope(shield=True):
+                    await upstream_done.wait()
     return activity
 
 
-async def _pump_then_wait(src: socket.socket, dst: socket.socket, activity: Activity, upstream: bool) -> None:
+async def _upstream(client: socket.socket, server: socket.socket, activity: Activity,
+                    scope: trio.CancelScope, done: trio.Event) -> None:
+    try:
+        with scope:
+            await _pump_then_wait(client, server, activity, True, None)
+    finally:
+        done.set()
+
+
+async def _pump_then_wait(src: socket.socket, dst: socket.socket, activity: Activity, upstream: bool,
+                          other: trio.CancelScope | None) -> None:
     try:
         await pump(src, dst, activity, upstream)
     except _PEER_ERRORS:
         # one side failed: end the whole session
         activity.scope.cancel()
+        if other is not None:
+            other.cancel()
         return
     # src shut its output: that side's -fin timeout now applies
     if upstream:

@@ -21,9 +21,10 @@ import trio
 
 from haproxy_py.config.model import Config
 from haproxy_py.core.acl import AclError, ProxyRules
+from haproxy_py.runtime.admin import serve_stats_sockets
 from haproxy_py.runtime.checks import run_checks
 from haproxy_py.runtime.connect import BackendRuntime
-from haproxy_py.runtime.http_session import http_session
+from haproxy_py.runtime.http_session import check_http_config, http_session
 from haproxy_py.process.reload import send_listeners
 from haproxy_py.runtime.listeners import ConnLimit, Gate, Listener, accept_loop
 from haproxy_py.runtime.session import FrontendRuntime, tcp_session
@@ -50,18 +51,14 @@ def unsupported_features(config: Config) -> list[str]:
     """What the runtime cannot honour yet: starting without it would serve traffic wrongly."""
     problems = []
     for px in config.proxies:
-        if px.mode == "http":
-            problems.append(f"[{px.where.file}:{px.where.line}] : {px.kind} '{px.name}' : 'mode http' proxying "
-                            "is not available in this version of haproxy-py.")
         # ACLs, tcp-request and use_backend rules: compiled now, so that a missing map or pattern
         # file, or a pattern that cannot be parsed, stops the start with its config line
         try:
             ProxyRules.build(px)
         except AclError as e:
             problems.append(f"{e} ({px.kind} '{px.name}')")
-        for rule in (*px.http_request_rules, *px.http_response_rules):
-            problems.append(f"[{rule.where.file}:{rule.where.line}] : {px.kind} '{px.name}' : '{rule.family} "
-                            f"{rule.action}' rules are not available in this version of haproxy-py.")
+    # mode http: rules that cannot be carried out, errorfiles (loaded now, before any chroot)
+    problems += check_http_config(config)
     return problems
 
 
@@ -90,17 +87,21 @@ async def serve(config: Config, listeners: list[Listener], *, maxconn: int = DEF
     fe_limits = {name: ConnLimit(fe.proxy.maxconn) for name, fe in rt.frontends.items()}
     control = StopControl(config=config)
 
+    sessions: trio.Nursery | None = None  # set below; sessions' helper tasks start there
+
     async def handle(conn: socket.socket, listener: Listener, peer: object) -> None:
         frontend = rt.frontends[listener.proxy.name]
         if listener.proxy.mode == "http":
             await http_session(conn, frontend, rt)
         else:
-            await tcp_session(conn, frontend, peer, listener.port)
+            await tcp_session(conn, frontend, peer, listener.port, sessions.start_soon if sessions else None)
 
     async with trio.open_nursery() as outer:
         control.everything = outer.cancel_scope
         if handle_signals:
             await outer.start(_signals, control)
+        if config.global_.stats_sockets:
+            await outer.start(serve_stats_sockets, rt, listeners, lambda: control.accepting.cancel_called)
         if on_ready is not None:
             on_ready()
         if export_sock is not None:
