@@ -443,6 +443,6 @@ class ProxyRules:
                    content=tuple(families["content"]), switching=switching, inspect_delay=proxy.inspect_delay)
 
     @property
-    def reads_payload(self) -> bool:
-        """Whether choosing a backend may look at the request bytes (any non-static rule)."""
+    def dynamic_switching(self) -> bool:
+        """Whether the backend choice depends on the connection (a condition or a %[...] name)."""
         return any(r.cond is not None or r.template is not None for r in self.switching)

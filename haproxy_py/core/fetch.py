@@ -19,7 +19,11 @@ from __future__ import annotations
 
 import base64
 import ipaddress
+import os
+import random
 import re
+import socket
+import time
 import zlib
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple, Protocol
@@ -27,7 +31,7 @@ from typing import Any, NamedTuple, Protocol
 import attrs
 
 from haproxy_py.core import tls_hello
-from haproxy_py.core.lb.hashing import full_hash
+from haproxy_py.core.lb.hashing import djb2, full_hash, sdbm, wt6
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -554,6 +558,48 @@ def _f_rdp_cookie_cnt(ctx: SampleContext, args: tuple[Any, ...], it: bool) -> Fe
     return _one(Sample(SINT, 1 if found.samples else 0))
 
 
+@_fetch("env", STR, ("str",), 1)
+def _f_env(ctx: SampleContext, args: tuple[Any, ...], it: bool) -> Fetched:
+    value = os.environ.get(args[0])
+    return NOTHING if value is None else _one(Sample(STR, value.encode("utf-8", "surrogateescape")))
+
+
+@_fetch("hostname", STR)
+def _f_hostname(ctx: SampleContext, args: tuple[Any, ...], it: bool) -> Fetched:
+    return _one(Sample(STR, socket.gethostname().encode()))
+
+
+@_fetch("pid", SINT)
+def _f_pid(ctx: SampleContext, args: tuple[Any, ...], it: bool) -> Fetched:
+    return _one(Sample(SINT, os.getpid()))
+
+
+@_fetch("date", SINT, ("int", "str"))
+def _f_date(ctx: SampleContext, args: tuple[Any, ...], it: bool) -> Fetched:
+    offset = args[0] if args and args[0] is not None else 0
+    return _one(Sample(SINT, int(time.time()) + offset))
+
+
+@_fetch("rand", SINT, ("int",))
+def _f_rand(ctx: SampleContext, args: tuple[Any, ...], it: bool) -> Fetched:
+    # HAProxy: a 32-bit random number, scaled to [0, range) when a range is given
+    value = random.getrandbits(32)
+    if args and args[0]:
+        value = (value * args[0]) >> 32
+    return _one(Sample(SINT, value))
+
+
+def _ip_const(version: int) -> FetchFn:
+    def fn(ctx: SampleContext, args: tuple[Any, ...], it: bool) -> Fetched:
+        return _one(Sample(IPV4 if version == 4 else IPV6, args[0]))
+
+    return fn
+
+
+FETCHES["ipv4"] = FetchDef("ipv4", _ip_const(4), IPV4, ("ipv4",), 1)
+FETCHES["ipv6"] = FetchDef("ipv6", _ip_const(6), IPV6, ("ipv6",), 1)
+
+
 # ---- HTTP -------------------------------------------------------------------------------------
 
 
@@ -625,9 +671,8 @@ def url_params(uri: bytes, name: bytes, delim: bytes = b"&", icase: bool = False
     wanted = name.lower() if icase else name
     for part in uri[q + 1 :].split(delim):
         key, eq, value = part.partition(b"=")
-        if not name or (key.lower() if icase else key) == wanted:
-            if name and not eq and part != name:
-                continue
+        # a parameter without '=' has no value: HAProxy does not report it
+        if eq and (not name or (key.lower() if icase else key) == wanted):
             out.append(value)
     return out
 
@@ -1181,6 +1226,163 @@ def _c_json(smp: Sample, args: tuple[Any, ...], ctx: SampleContext) -> Sample | 
     return Sample(STR, bytes(out))
 
 
+def _prep_operand(name: str) -> ConvPrepare:
+    def prepare(args: list[str]) -> tuple[Any, ...]:
+        if len(args) != 1 or not args[0]:
+            raise SampleError(f"converter '{name}' expects an integer or a variable name")
+        text = args[0]
+        if re.fullmatch(r"[+-]?[0-9]+", text):
+            return (int(text), None)
+        return (None, text)  # a variable, read at run time
+
+    return prepare
+
+
+def _operand(args: tuple[Any, ...], ctx: SampleContext) -> int | None:
+    value, var = args
+    if var is None:
+        return value
+    smp = ctx.get_var(var)
+    cur = cast(smp, SINT) if smp is not None else None
+    return None if cur is None else cur.value
+
+
+_LLONG_MAX = (1 << 63) - 1
+
+
+def _arith(op: Callable[[int, int], int]) -> ConvFn:
+    def fn(smp: Sample, args: tuple[Any, ...], ctx: SampleContext) -> Sample | None:
+        other = _operand(args, ctx)
+        if other is None:
+            return None
+        result = op(smp.value, other)
+        # HAProxy computes on signed 64-bit integers and saturates
+        return Sample(SINT, max(-_LLONG_MAX - 1, min(_LLONG_MAX, result)))
+
+    return fn
+
+
+def _div(a: int, b: int) -> int:
+    if b == 0:
+        return _LLONG_MAX  # "the largest unsigned integer" HAProxy returns on a null divisor
+    q = abs(a) // abs(b)
+    return q if (a < 0) == (b < 0) else -q  # C truncates toward zero
+
+
+def _mod(a: int, b: int) -> int:
+    if b == 0:
+        return 0
+    return a - b * _div(a, b)
+
+
+for _name, _op in (("add", lambda a, b: a + b), ("sub", lambda a, b: a - b), ("mul", lambda a, b: a * b),
+                   ("div", _div), ("mod", _mod), ("and", lambda a, b: a & b), ("or", lambda a, b: a | b),
+                   ("xor", lambda a, b: a ^ b)):
+    register_converter(_name, _arith(_op), SINT, SINT, _prep_operand(_name))
+
+
+@_conv("neg", SINT, SINT)
+def _c_neg(smp: Sample, args: tuple[Any, ...], ctx: SampleContext) -> Sample | None:
+    return Sample(SINT, -smp.value)
+
+
+@_conv("even", SINT, BOOL)
+def _c_even(smp: Sample, args: tuple[Any, ...], ctx: SampleContext) -> Sample | None:
+    return Sample(BOOL, int(smp.value % 2 == 0))
+
+
+@_conv("odd", SINT, BOOL)
+def _c_odd(smp: Sample, args: tuple[Any, ...], ctx: SampleContext) -> Sample | None:
+    return Sample(BOOL, int(smp.value % 2 != 0))
+
+
+def _prep_chars(name: str) -> ConvPrepare:
+    def prepare(args: list[str]) -> tuple[Any, ...]:
+        if len(args) != 1:
+            raise SampleError(f"converter '{name}' expects the characters to remove")
+        return (args[0].encode("utf-8", "surrogateescape"),)
+
+    return prepare
+
+
+@_conv("ltrim", STR, STR, _prep_chars("ltrim"))
+def _c_ltrim(smp: Sample, args: tuple[Any, ...], ctx: SampleContext) -> Sample | None:
+    return Sample(STR, smp.value.lstrip(args[0]))
+
+
+@_conv("rtrim", STR, STR, _prep_chars("rtrim"))
+def _c_rtrim(smp: Sample, args: tuple[Any, ...], ctx: SampleContext) -> Sample | None:
+    return Sample(STR, smp.value.rstrip(args[0]))
+
+
+def _prep_url_dec(args: list[str]) -> tuple[Any, ...]:
+    if len(args) > 1:
+        raise SampleError("converter 'url_dec' takes at most one argument")
+    return (bool(parse_int_arg(args[0], "url_dec")) if args and args[0] else False,)
+
+
+@_conv("url_dec", STR, STR, _prep_url_dec)
+def _c_url_dec(smp: Sample, args: tuple[Any, ...], ctx: SampleContext) -> Sample | None:
+    data: bytes = smp.value.replace(b"+", b" ") if args[0] else smp.value
+    out = bytearray()
+    i = 0
+    while i < len(data):
+        c = data[i]
+        if c == 0x25:  # %XX; a malformed escape fails the conversion, as HAProxy's url_decode()
+            hexa = data[i + 1 : i + 3]
+            if len(hexa) != 2 or not all(ch in b"0123456789abcdefABCDEF" for ch in hexa):
+                return None
+            out.append(int(hexa, 16))
+            i += 3
+            continue
+        out.append(c)
+        i += 1
+    return Sample(STR, bytes(out))
+
+
+def _prep_mask(args: list[str]) -> tuple[Any, ...]:
+    if not 1 <= len(args) <= 2:
+        raise SampleError("converter 'ipmask' expects an IPv4 mask and an optional IPv6 mask")
+    try:
+        v4 = ipaddress.IPv4Network(f"0.0.0.0/{args[0]}").netmask
+        v6 = ipaddress.IPv6Network(f"::/{args[1]}").netmask if len(args) > 1 and args[1] else None
+    except ValueError as e:
+        raise SampleError(f"converter 'ipmask': {e}") from None
+    return int(v4), None if v6 is None else int(v6)
+
+
+@_conv("ipmask", ADDR, ADDR, _prep_mask)
+def _c_ipmask(smp: Sample, args: tuple[Any, ...], ctx: SampleContext) -> Sample | None:
+    v4, v6 = args
+    if smp.type == IPV4:
+        return Sample(IPV4, ipaddress.IPv4Address(int(smp.value) & v4))
+    if v6 is None:
+        v4addr = _v6_to_v4(smp.value)  # without an IPv6 mask only v4-mapped addresses qualify
+        return None if v4addr is None else Sample(IPV4, ipaddress.IPv4Address(int(v4addr) & v4))
+    return Sample(IPV6, ipaddress.IPv6Address(int(smp.value) & v6))
+
+
+def _prep_avalanche(name: str) -> ConvPrepare:
+    def prepare(args: list[str]) -> tuple[Any, ...]:
+        if len(args) > 1:
+            raise SampleError(f"converter '{name}' takes at most one argument")
+        return (parse_int_arg(args[0], name) if args and args[0] else 0,)
+
+    return prepare
+
+
+def _hash_conv(fn: Callable[[bytes], int]) -> ConvFn:
+    def conv(smp: Sample, args: tuple[Any, ...], ctx: SampleContext) -> Sample | None:
+        h = fn(smp.value) & 0xFFFFFFFF
+        return Sample(SINT, full_hash(h) if args[0] else h)
+
+    return conv
+
+
+for _name, _hash in (("sdbm", sdbm), ("djb2", djb2), ("wt6", wt6)):
+    register_converter(_name, _hash_conv(_hash), BIN, SINT, _prep_avalanche(_name))
+
+
 # ----------------------------------------------------------------------------------------------
 # Expressions
 # ----------------------------------------------------------------------------------------------
@@ -1230,7 +1432,7 @@ def split_args(inner: str) -> list[str]:
 
     Like a shell: single quotes keep everything; inside double quotes a backslash escapes only
     `"` and `\\`; unquoted, it escapes only the characters that would otherwise end or group an
-    argument (`\\ , ( ) ' "`). Any other backslash is kept, so `regsub(\.,_)` keeps its regex.
+    argument (`\\ , ( ) ' "`). Any other backslash is kept, so `regsub(\\.,_)` keeps its regex.
     """
     if inner == "":
         return []
@@ -1282,9 +1484,24 @@ def _typed_args(fd: FetchDef, raw: list[str] | None) -> tuple[Any, ...]:
     for kind, text in zip(fd.arg_types, raw):
         if kind == "int":
             out.append(parse_int_arg(text, f"fetch method '{fd.name}'") if text != "" else None)
+        elif kind in ("ipv4", "ipv6"):
+            try:
+                out.append(ipaddress.IPv4Address(text) if kind == "ipv4" else ipaddress.IPv6Address(text))
+            except ValueError:
+                raise SampleError(f"fetch method '{fd.name}': '{text}' is not a valid {kind.upper()} address") from None
         else:
             out.append(text)
     return tuple(out)
+
+
+def _missing(kind: str, name: str) -> str:
+    """Say whether HAProxy 2.6 knows the keyword (then haproxy-py lacks it) or nobody does."""
+    from haproxy_py.config import samples_data
+
+    known = samples_data.FETCHES if kind == "fetch method" else samples_data.CONVERTERS
+    if name in known:
+        return f"{kind} '{name}' is not implemented by haproxy-py"
+    return f"unknown {kind} '{name}'"
 
 
 def _ensure_map_converters() -> None:
@@ -1339,14 +1556,14 @@ def compile_expr(text: str) -> SampleExpr:
     name, raw = split_call(parts[0])
     fd = FETCHES.get(name)
     if fd is None:
-        raise SampleError(f"unknown fetch method '{name}' in sample expression '{text}'")
+        raise SampleError(f"{_missing('fetch method', name)} in sample expression '{text}'")
     args = _typed_args(fd, raw)
     convs = []
     for part in parts[1:]:
         cname, craw = split_call(part)
         cd = CONVERTERS.get(cname)
         if cd is None:
-            raise SampleError(f"unknown converter '{cname}' in sample expression '{text}'")
+            raise SampleError(f"{_missing('converter', cname)} in sample expression '{text}'")
         try:
             cargs = cd.prepare(craw or [])
         except SampleError as e:

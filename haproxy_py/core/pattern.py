@@ -36,7 +36,6 @@ from haproxy_py.core.fetch import (
     SampleContext,
     SampleError,
     cast,
-    parse_int_arg,
     register_converter,
 )
 
@@ -170,25 +169,30 @@ class PatternSet:
         return idx
 
     def _parse_number(self, text: str) -> int:
-        if self.dotted:
+        if self.dotted:  # strl2llrc_dotted(): "3.1" -> (3 << 16) + 1
             major, _, minor = text.partition(".")
             if not major.isdigit() or (minor and not minor.isdigit()):
-                raise PatternError(f"'{text}' is not a valid dotted version")
+                raise PatternError(f"'{text}' is not a dotted number")
             return (int(major) << 16) + int(minor or 0)
-        try:
-            return int(text, 10)
-        except ValueError:
-            raise PatternError(f"'{text}' is not a number") from None
+        if not text.isdigit():
+            raise PatternError(f"'{text}' is not a number")
+        return int(text)
 
     def _parse_range(self, text: str) -> tuple[int | None, int | None]:
-        lo_s, colon, hi_s = text.partition(":")
-        if not colon:
+        """pat_parse_int(): `N`, `N:M`, `:M`, `N:`, with '-' as a separator too (so "-5" is
+        ":5": HAProxy has no negative integer patterns)."""
+        m = re.search(r"[:-]", text)
+        if m is None:
             v = self._parse_number(text)
             return v, v
-        lo = self._parse_number(lo_s) if lo_s else None
-        hi = self._parse_number(hi_s) if hi_s else None
-        if lo is None and hi is None:
-            raise PatternError(f"'{text}' is not a valid range")
+        lo_s, hi_s = text[: m.start()], text[m.end() :]
+        try:
+            lo = self._parse_number(lo_s) if lo_s else None
+            hi = self._parse_number(hi_s) if hi_s else None
+        except PatternError:
+            raise PatternError(f"'{text}' is not a valid integer range") from None
+        if (lo is None and hi is None) or (lo is not None and hi is not None and lo > hi):
+            raise PatternError(f"'{text}' is not a valid integer range")
         return lo, hi
 
     def _add_int_op(self, op: str, text: str) -> None:
@@ -426,12 +430,14 @@ def _map_value(text: bytes, out: str, path: str) -> Sample:
 
 
 def _register_map(name: str, match: str, out: str) -> None:
+    out_type = _MAP_OUT[out]
+
     def prepare(args: list[str]) -> tuple[Any, ...]:
         if not 1 <= len(args) <= 2 or not args[0]:
             raise SampleError(f"converter '{name}' expects a map file and an optional default value")
         mf = load_map(args[0], match)
-        values = [_map_value(v, out, args[0]) for v in mf.values]
-        default = _map_value(_b(args[1]), out, args[0]) if len(args) > 1 else None
+        values = [_map_value(v, out_type, args[0]) for v in mf.values]
+        default = _map_value(_b(args[1]), out_type, args[0]) if len(args) > 1 else None
         return mf, values, default
 
     def convert(smp: Sample, args: tuple[Any, ...], ctx: SampleContext) -> Sample | None:
@@ -440,7 +446,7 @@ def _register_map(name: str, match: str, out: str) -> None:
         return default if idx is None else values[idx]
 
     in_type = {"int": SINT, "ip": ADDR}.get(match, STR)
-    register_converter(name, convert, in_type, _MAP_OUT[out], prepare)
+    register_converter(name, convert, in_type, out_type, prepare)
 
 
 def _register_maps() -> None:

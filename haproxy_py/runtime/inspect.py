@@ -19,6 +19,7 @@ from __future__ import annotations
 import enum
 import math
 import socket
+import struct
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -118,6 +119,17 @@ async def inspect(buf: ClientBuffer, rules: Sequence[TcpRule], ctx: SampleContex
             return Outcome.ABORT  # timeout client fired first
 
 
+_NO_LINGER = struct.pack("ii", 1, 0)
+
+
+def reset_on_close(conn: socket.socket) -> None:
+    """Make the coming close() send a RST instead of a FIN, as HAProxy does for rejections."""
+    try:
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _NO_LINGER)
+    except OSError:
+        pass
+
+
 def _seconds(ms: int | None) -> float:
     return ms / 1000.0 if ms else math.inf
 
@@ -140,6 +152,7 @@ async def route_tcp(conn: socket.socket, frontend: FrontendRuntime, ctx: SampleC
     rules = frontend.rules
     ctx.final = True
     if run_tcp_rules(rules.connection, ctx) is Verdict.REJECT:
+        reset_on_close(conn)  # HAProxy: "a no-linger now to close with a single RST"
         return None
     if run_tcp_rules(rules.session, ctx) is Verdict.REJECT:
         return None
@@ -150,8 +163,9 @@ async def route_tcp(conn: socket.socket, frontend: FrontendRuntime, ctx: SampleC
         if outcome is not Outcome.ACCEPT:
             if outcome is Outcome.REJECT:
                 frontend.counters.denied_requests += 1
+                reset_on_close(conn)  # a killed connection (HAProxy's sc_must_kill_conn)
             return None
-    elif rules.reads_payload:
+    elif rules.dynamic_switching:
         # no inspection: the rules see whatever already arrived (HAProxy reads before switching)
         buf.read_available()
         if buf.failed:
@@ -168,5 +182,6 @@ async def route_tcp(conn: socket.socket, frontend: FrontendRuntime, ctx: SampleC
         if outcome is not Outcome.ACCEPT:
             if outcome is Outcome.REJECT:
                 backend.counters.denied_requests += 1
+                reset_on_close(conn)
             return None
     return Route(backend=backend, initial=bytes(buf.data))

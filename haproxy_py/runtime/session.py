@@ -60,9 +60,10 @@ class FrontendRuntime:
         self.rules = ProxyRules.build(proxy)
         self.backend_rules = {name: ProxyRules.build(be.proxy) for name, be in backends.items()
                               if be.proxy.tcp_request_rules and be.proxy is not proxy}
-        # a connection needs a SampleContext only when some rule may look at it
+        # a connection needs a SampleContext only when some rule may look at it (an unconditional
+        # static use_backend does not)
         self.routes_by_content = bool(self.rules.connection or self.rules.session or self.rules.content
-                                      or self.rules.switching or self.backend_rules)
+                                      or self.rules.dynamic_switching or self.backend_rules)
 
     def sample_context(self, conn: socket.socket, peer: object = None) -> SampleContext:
         """What the rules of this frontend can read about connection `conn`."""
