@@ -404,6 +404,8 @@ class PromexCollector(Collector):
             rows = [r for r in rows if r["_http"]]
         if scope == "server" and short in _CHECKED_ONLY:
             rows = [r for r in rows if r["check_status"] is not None]
+            if short == "check_duration_seconds":  # only once a check has completed
+                rows = [r for r in rows if r["check_duration"] is not None]
         if not rows:
             return None
         m = _family(kind, full, help_text, [])

@@ -14,10 +14,10 @@ RELEASE_DATE = "2026/11/21"
 FULL_VERSION = f"{HAPROXY_VERSION}-haproxy-py-{PY_VERSION}"
 
 # Build features as `-vv` lists them (and `feature(NAME)` tests them).
-FEATURES_ENABLED = frozenset({"LINUX_SPLICE", "GETADDRINFO"})
-FEATURES_DISABLED = ("OPENSSL", "LUA", "QUIC", "ZLIB", "SLZ", "PCRE", "PCRE2", "PROMEX", "SYSTEMD")
+FEATURES_ENABLED = frozenset({"LINUX_SPLICE", "GETADDRINFO", "PROMEX"})
+FEATURES_DISABLED = ("OPENSSL", "LUA", "QUIC", "ZLIB", "SLZ", "PCRE", "PCRE2", "SYSTEMD")
 # Services for `http-request use-service`.
-SERVICES: tuple[str, ...] = ()
+SERVICES: tuple[str, ...] = ("prometheus-exporter",)
 
 
 def version_lines() -> list[str]:

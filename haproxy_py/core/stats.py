@@ -151,6 +151,31 @@ class Timers:
         self.samples += 1
 
 
+@attrs.define(eq=False)
+class ServerHttpCounters:
+    """A server's HTTP figures (req_tot, hrsp_*), kept beside `ServerCounters` by the HTTP session."""
+
+    requests_total: int = 0
+    http_responses: dict[int, int] = attrs.field(factory=lambda: {1: 0, 2: 0, 3: 0, 4: 0, 5: 0, 0: 0})
+
+
+_server_http: weakref.WeakKeyDictionary[object, ServerHttpCounters] = weakref.WeakKeyDictionary()
+
+
+def server_http(st: object) -> ServerHttpCounters:
+    c = _server_http.get(st)
+    if c is None:
+        c = _server_http[st] = ServerHttpCounters()
+    return c
+
+
+def count_server_response(st: object, status: int) -> None:
+    """One HTTP response relayed from server `st` (its req_tot and hrsp_<class>)."""
+    c = server_http(st)
+    c.requests_total += 1
+    c.http_responses[status // 100 if 100 <= status < 600 else 0] += 1
+
+
 # ---------------------------------------------------------------------------------------------------
 # the CSV field list (HAProxy 2.6, `show stat` / `;csv`)
 # ---------------------------------------------------------------------------------------------------
@@ -284,49 +309,50 @@ class ServerHealth:
     running: bool = False  # a check is in progress right now
 
 
-def _first_attr(obj: object, names: tuple[str, ...], default: Any = None) -> Any:
-    for n in names:
-        if obj is not None and hasattr(obj, n):
-            v = getattr(obj, n)
-            if v is not None:
-                return v
-    return default
+_health_off: weakref.WeakKeyDictionary[object, bool] = weakref.WeakKeyDictionary()
+
+
+def set_health_disabled(st: object, disabled: bool) -> None:
+    """Record `disable health` / `enable health` for a server (checked by `health_disabled`)."""
+    if hasattr(st, "check_disabled"):
+        st.check_disabled = disabled  # type: ignore[attr-defined]
+    _health_off[st] = disabled
+
+
+def health_disabled(st: object) -> bool:
+    """True while `disable health` is in force on this server: it is then unchecked and counts as UP."""
+    return bool(getattr(st, "check_disabled", False) or _health_off.get(st, False))
 
 
 def server_health(st: ServerState, cfg: Server | None) -> ServerHealth:
-    """Normalise the check state of `st` (whatever the health-check code stores on it)."""
-    configured = bool(cfg is not None and cfg.check)
-    rise = cfg.rise if cfg is not None else 2
-    fall = cfg.fall if cfg is not None else 3
-    disabled = bool(_first_attr(st, ("check_disabled", "health_disabled", "checks_disabled"), False))
-    check = _first_attr(st, ("check", "health_state", "checker"))
-    src = check if check is not None else st
-    status = _first_attr(src, ("check_status", "status", "last_status"), None)
-    if status is not None and not isinstance(status, str):
-        status = getattr(status, "name", str(status))
+    """Normalise the check state of `st` (the `check_*` fields runtime/checks.py keeps on it)."""
+    configured = bool(getattr(st, "checked", False) or (cfg is not None and cfg.check))
+    rise = getattr(st, "check_rise", None) or (cfg.rise if cfg is not None else 2)
+    fall = getattr(st, "check_fall", None) or (cfg.fall if cfg is not None else 3)
     up = bool(getattr(st, "up", True))
-    health = _first_attr(src, ("health", "check_health"), None)
-    if health is None:
-        health = rise + fall - 1 if up else 0
+    health = getattr(st, "check_health", None)
+    if health is None or not getattr(st, "checked", False):
+        health = (rise + fall - 1 if up else 0) if configured else rise
+    status = getattr(st, "check_status", None) or "INI"
     counters = getattr(st, "counters", None)
+    last_change = getattr(st, "last_change", None) or None
     return ServerHealth(
         configured=configured,
-        enabled=configured and not disabled,
+        enabled=configured and not health_disabled(st),
         paused=bool(getattr(st, "maint", False)),
         rise=rise,
         fall=fall,
         health=int(health),
-        status=status or "INI",
-        code=_first_attr(src, ("check_code", "code"), None),
-        duration_ms=_first_attr(src, ("check_duration", "duration_ms", "check_duration_ms", "duration"), None),
-        info=str(_first_attr(src, ("check_info", "info", "check_desc_info"), "") or ""),
-        failures=int(_first_attr(counters, ("check_failures", "chkfail", "failed_checks"), 0)
-                     or _first_attr(src, ("check_failures", "failures"), 0) or 0),
-        down_transitions=_first_attr(counters, ("down_transitions", "chkdown", "down_trans"), None),
-        last_change=_first_attr(st, ("last_change",), None),
-        downtime=_first_attr(st, ("down_time", "downtime"), None),
-        stopping=bool(_first_attr(st, ("stopping", "nolb"), False)),
-        running=bool(_first_attr(src, ("check_running", "running"), False)),
+        status=status,
+        code=getattr(st, "check_code", None),
+        duration_ms=getattr(st, "check_duration", None),
+        info=str(getattr(st, "check_info", "") or ""),
+        failures=int(getattr(counters, "check_failures", 0) or 0),
+        down_transitions=getattr(counters, "down_transitions", None),
+        last_change=last_change,
+        downtime=getattr(st, "down_time", None),
+        stopping=bool(getattr(st, "stopping", False)),
+        running=bool(getattr(st, "check_running", False)),
     )
 
 
@@ -482,7 +508,11 @@ def _server_row(px: Proxy, be: Any, st: ServerState, now: float) -> Row:
     hist.observe("maint" if maint else ("up" if up else "down"), now, counts_as_down=h.configured or maint)
     last_change = h.last_change if h.last_change is not None else hist.last_change
     down_trans = h.down_transitions if h.down_transitions is not None else hist.down_transitions
-    downtime = int(h.downtime) if h.downtime is not None else hist.downtime(now)
+    if h.downtime is not None and h.last_change is not None:
+        current_down = now - h.last_change if (maint or not up) else 0.0
+        downtime = int(h.downtime + current_down)
+    else:
+        downtime = hist.downtime(now)
     stot = c.sessions_total
     last = getattr(c, "last_session", None)
     timers: Timers | None = getattr(c, "timers", None)
@@ -492,7 +522,7 @@ def _server_row(px: Proxy, be: Any, st: ServerState, now: float) -> Row:
         qcur=len_queue(be, st), qmax=c.queue_max, scur=st.served, smax=c.sessions_max,
         slim=st.maxconn or None, stot=stot, bin=c.bytes_in, bout=c.bytes_out, dresp=getattr(c, "denied_responses", 0),
         econ=c.connect_errors, eresp=c.response_errors, wretr=c.retries, wredis=c.redispatches,
-        status=server_state_name(st, h), weight=st.eweight, act=0 if st.backup else 1, bck=1 if st.backup else 0,
+        status=server_state_name(st, h), weight=st.weight, act=0 if st.backup else 1, bck=1 if st.backup else 0,
         chkfail=h.failures if h.enabled else None, chkdown=down_trans if h.enabled else None,
         lastchg=int(now - last_change), downtime=downtime if h.enabled else None,
         qlimit=st.maxqueue or None,
@@ -519,8 +549,9 @@ def _server_row(px: Proxy, be: Any, st: ServerState, now: float) -> Row:
         row.update(check_desc=desc, check_rise=h.rise, check_fall=h.fall, check_health=h.health)
         row["last_chk"] = h.info
     if http:
-        _hrsp(row, getattr(c, "http_responses", {}))
-        row["req_tot"] = getattr(c, "requests_total", sum(getattr(c, "http_responses", {}).values()))
+        hc = c if hasattr(c, "http_responses") else server_http(st)
+        _hrsp(row, hc.http_responses)
+        row["req_tot"] = hc.requests_total
     row["_http"] = http
     row["_state"] = promex_server_state(st, h)
     row["_check_status"] = status_name if show_check and status_name in PROMEX_CHECK_STATES else None

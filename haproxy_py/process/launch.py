@@ -14,12 +14,15 @@ from typing import TYPE_CHECKING
 
 import trio
 
+from haproxy_py import log
 from haproxy_py.config.model import Config
 from haproxy_py.process import privileges
 from haproxy_py.process.daemon import Daemon
 from haproxy_py.process.notify import sd_notify
 from haproxy_py.process.pidfile import write_pidfile
 from haproxy_py.process.reload import fetch_from_old, make_export_socket
+from haproxy_py.runtime.admin import (StatsSocketError, discard_prebound_stats_sockets, prebind_stats_sockets,
+                                      publish_stats_sockets)
 from haproxy_py.runtime.listeners import BindError, bind_all
 from haproxy_py.runtime.supervisor import block_control_signals, serve, unsupported_features
 
@@ -46,12 +49,6 @@ def run(config: Config, opts: Options, rep: Reporter) -> int:
             rep.alert(p, "config")
         rep.alert("Fatal errors found in configuration.", "config")
         return 1
-    for px in config.backends:
-        for srv in px.servers:
-            if srv.check:
-                rep.warning(f"config : [{srv.where.file}:{srv.where.line}] : 'server {px.name}/{srv.name}' : health "
-                            "checks are not available in this version of haproxy-py; the server is considered UP.")
-                break
 
     old_pids = opts.soft_stop_pids + opts.hard_stop_pids
     inherited = {}
@@ -67,11 +64,19 @@ def run(config: Config, opts: Options, rep: Reporter) -> int:
 
     reuseport = not (opts.no_reuseport or g.noreuseport)
     try:
-        listeners = bind_all(config, reuseport=reuseport, inherited=inherited)
-    except BindError as e:
+        prebind_stats_sockets(config)  # before the frontends listen: the CLI is up once they are
+    except StatsSocketError as e:
         rep.alert(str(e))
         rep.alert("[haproxy.main()] Some protocols failed to start their listeners! Exiting.")
         return 1
+    try:
+        listeners = bind_all(config, reuseport=reuseport, inherited=inherited)
+    except BindError as e:
+        discard_prebound_stats_sockets()
+        rep.alert(str(e))
+        rep.alert("[haproxy.main()] Some protocols failed to start their listeners! Exiting.")
+        return 1
+    publish_stats_sockets()  # every listener is bound: the stats sockets take their paths
 
     daemon_mode = (opts.daemon or g.daemon) and not opts.foreground
     pidfile = opts.pidfile or g.pidfile
@@ -91,6 +96,8 @@ def run(config: Config, opts: Options, rep: Reporter) -> int:
         rep.alert(str(e))
         daemon.report(1)
         return 1
+    # runtime messages (server state changes...) carry the pid of the process that serves
+    log.configure(config, quiet=rep.quiet)
     export = make_export_socket()
     block_control_signals()
     signal_old(opts.soft_stop_pids, signal.SIGUSR1)
