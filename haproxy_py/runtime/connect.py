@@ -43,6 +43,19 @@ class ConnectFailed(Exception):
         self.timed_out = timed_out
 
 
+@attrs.define
+class ConnectTiming:
+    """What a connect() went through, for the session's log line (times in ms, -1 = not reached)."""
+
+    queue_ms: int = -1
+    connect_ms: int = -1
+    retries: int = 0
+    redispatched: bool = False
+    server_queue: int = 0
+    backend_queue: int = 0
+    failure: str = ""  # "", "noserver", "queue", "connect-timeout", "connect"
+
+
 def _ms(value: int | None) -> float:
     return math.inf if not value else value / 1000.0
 
@@ -168,8 +181,8 @@ class BackendRuntime:
         return fam, (addr.host, port)
 
     async def connect(self, ctx: PickContext, client_port: int,
-                      idle: Callable[[ServerState], socket.socket | None] | None = None
-                      ) -> tuple[socket.socket, ServerState]:
+                      idle: Callable[[ServerState], socket.socket | None] | None = None,
+                      timing: ConnectTiming | None = None) -> tuple[socket.socket, ServerState]:
         """Choose a server and connect to it, with HAProxy's retries and redispatch.
 
         `idle` (HTTP connection reuse) is asked for an already open connection to the chosen server
@@ -179,7 +192,24 @@ class BackendRuntime:
         """
         retries = self.proxy.retries
         connect_timeout = _ms(self.proxy.timeouts.connect)
-        server = await self.acquire(ctx)
+        t0 = trio.current_time()
+        if timing is not None:
+            timing.backend_queue = self.queue.length
+        try:
+            server = await self.acquire(ctx)
+        except NoServer:
+            if timing is not None:
+                timing.failure = "noserver"
+            raise
+        except QueueTimeout:
+            if timing is not None:
+                timing.failure = "queue"
+                timing.queue_ms = int((trio.current_time() - t0) * 1000)
+            raise
+        t1 = trio.current_time()
+        if timing is not None:
+            timing.queue_ms = int((t1 - t0) * 1000)
+            timing.server_queue = server.queued
         attempt = 0
         while True:
             if idle is not None:
@@ -201,6 +231,9 @@ class BackendRuntime:
                 if connected:
                     if fam != socket.AF_UNIX:
                         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                    if timing is not None:
+                        timing.connect_ms = int((trio.current_time() - t1) * 1000)
+                        timing.retries = attempt
                     return sock, server
                 sock.close()
             except OSError:
@@ -213,6 +246,9 @@ class BackendRuntime:
             self.counters.connect_errors += 1
             if attempt >= retries:
                 self.release(server)
+                if timing is not None:
+                    timing.failure = "connect-timeout" if timed_out else "connect"
+                    timing.retries = attempt
                 raise ConnectFailed(server, timed_out)
             attempt += 1
             server.counters.retries += 1
@@ -221,6 +257,8 @@ class BackendRuntime:
                 self.release(server)
                 server.counters.redispatches += 1
                 self.counters.redispatches += 1
+                if timing is not None:
+                    timing.redispatched = True
                 server = await self.acquire(ctx, avoid=server)
             else:
                 await trio.sleep(min(connect_timeout, 1.0))

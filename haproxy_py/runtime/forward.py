@@ -91,6 +91,8 @@ class Activity:
     bytes_up: int = 0  # client -> server
     bytes_down: int = 0  # server -> client
     idle: float = math.inf
+    idle_side: str = "c"  # whose timeout `idle` is: "c" client, "s" server
+    failed_side: str = ""  # "C" or "S" once a read on that side failed
 
     def __attrs_post_init__(self) -> None:
         self.recompute()
@@ -98,13 +100,23 @@ class Activity:
     def recompute(self) -> None:
         if self.tunnel is not None and not (self.client_closed or self.server_closed):
             self.idle = self.tunnel
+            self.idle_side = "c"
             return
         c = self.client_fin if (self.client_closed and self.client_fin is not None) else self.client
         s = self.server_fin if (self.server_closed and self.server_fin is not None) else self.server
         if self.tunnel is not None:
             c, s = min(c, self.tunnel), min(s, self.tunnel)
         self.idle = min(c, s)
+        self.idle_side = "c" if c <= s else "s"
         self.bump()
+
+    def termination(self) -> str:
+        """HAProxy's 2-char termination state of a finished tcp session (`--`, `cD`, `SD`, ...)."""
+        if self.failed_side:
+            return f"{self.failed_side}D"
+        if self.scope.cancelled_caught:
+            return f"{self.idle_side}D"
+        return "--"
 
     def bump(self) -> None:
         """Push the deadline to now + idle.

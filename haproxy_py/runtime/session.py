@@ -8,19 +8,24 @@ from __future__ import annotations
 
 import ipaddress
 import math
-from collections.abc import Callable
 import socket
+import time
+from collections.abc import Callable
 
 import trio
 
+from haproxy_py import logformat
 from haproxy_py.config.model import Proxy
 from haproxy_py.core.acl import ProxyRules, choose_backend
 from haproxy_py.core.fetch import SampleContext
 from haproxy_py.core.lb.base import PickContext
+from haproxy_py.core.server import ServerState
 from haproxy_py.core.stats import ProxyCounters
-from haproxy_py.runtime.connect import BackendRuntime, ConnectFailed, NoServer, QueueTimeout
+from haproxy_py.logformat import LogRecord
+from haproxy_py.runtime.connect import BackendRuntime, ConnectFailed, ConnectTiming, NoServer, QueueTimeout
 from haproxy_py.runtime.forward import Activity, pump, send_all
 from haproxy_py.runtime.inspect import route_tcp
+from haproxy_py.runtime.listeners import ConnLimit
 
 _PEER_ERRORS = (ConnectionError, BrokenPipeError, TimeoutError, OSError)
 
@@ -49,6 +54,9 @@ class FrontendRuntime:
     core.acl.AclError when they cannot be compiled); `backend_rules` the tcp-request rules of
     backends that have their own.
     """
+
+    # the process-wide connection count (for logs' actconn); set by the supervisor
+    global_limit: ConnLimit | None = None
 
     def __init__(self, proxy: Proxy, backends: dict[str, BackendRuntime]) -> None:
         self.proxy = proxy
@@ -118,18 +126,42 @@ async def tcp_session(conn: socket.socket, frontend: FrontendRuntime, peer: obje
     the session (the supervisor's sessions nursery).
     """
     frontend.counters.session_started()
+    record = _new_record(frontend.proxy, peer, local_port) if frontend.proxy.logs else None
     try:
-        await _tcp_session(conn, frontend, peer, local_port, spawn)
+        await _tcp_session(conn, frontend, peer, local_port, spawn, record)
     finally:
+        if record is not None:
+            _finish_record(record, frontend)  # counts still include this session, as HAProxy's do
         frontend.counters.session_ended()
 
 
+def _new_record(proxy: Proxy, peer: object, local_port: int | None) -> LogRecord:
+    client = peer if isinstance(peer, tuple) else None
+    log_connect_line = not proxy.log_format
+    record = LogRecord(client=client, frontend=proxy.name, accept_time=time.time(),
+                       frontend_addr=("", local_port or 0))
+    if log_connect_line:
+        logformat.log_connect(proxy, client, record.frontend_addr)
+    record.Tt = int(trio.current_time() * 1000)  # start; turned into a duration at the end
+    return record
+
+
+def _finish_record(record: LogRecord, frontend: FrontendRuntime) -> None:
+    record.Tt = int(trio.current_time() * 1000) - record.Tt
+    record.feconn = frontend.counters.current
+    record.actconn = frontend.global_limit.current if frontend.global_limit is not None else record.feconn
+    if frontend.proxy.log_format:
+        logformat.log_session(frontend.proxy, record)
+
+
 async def _tcp_session(conn: socket.socket, frontend: FrontendRuntime, peer: object, local_port: int | None,
-                       spawn: Spawn | None) -> None:
+                       spawn: Spawn | None, record: LogRecord | None = None) -> None:
     initial = b""  # bytes read while inspecting: they go to the server first, untouched
     if frontend.routes_by_content:
         route = await route_tcp(conn, frontend, frontend.sample_context(conn, peer))
         if route is None:
+            if record is not None:
+                record.termination = "PR"
             return  # rejected, failed while inspected, or no backend: HAProxy closes
         backend, initial = route.backend, route.initial
     else:
@@ -146,12 +178,20 @@ async def _tcp_session(conn: socket.socket, frontend: FrontendRuntime, peer: obj
         return
     ctx = PickContext(peer=peer)
     client_port = local_port
+    timing = ConnectTiming() if record is not None else None
+    if record is not None:
+        record.backend = backend.proxy.name
     backend.counters.session_started()
     try:
         try:
-            server_sock, server = await backend.connect(ctx, client_port)
-        except (NoServer, QueueTimeout, ConnectFailed):
+            server_sock, server = await backend.connect(ctx, client_port, timing=timing)
+        except (NoServer, QueueTimeout, ConnectFailed) as e:
+            if record is not None and timing is not None:
+                _fill_connect(record, timing, getattr(e, "server", None), backend)
             return  # HAProxy closes a tcp client at once when no server can take it
+        if record is not None and timing is not None:
+            _fill_connect(record, timing, server, backend)
+        activity: Activity | None = None
         try:
             if initial:
                 try:
@@ -160,17 +200,42 @@ async def _tcp_session(conn: socket.socket, frontend: FrontendRuntime, peer: obj
                     return
             with backend.session_scope(server) as killed:  # on-marked-down shutdown-sessions cancels it
                 activity = await _forward(conn, server_sock, frontend.proxy, backend.proxy, spawn)
-            if killed.cancelled_caught:
-                return
-            up, down = activity.bytes_up + len(initial), activity.bytes_down
-            for counters in (frontend.counters, backend.counters, server.counters):
-                counters.bytes_in += up
-                counters.bytes_out += down
+            if record is not None:
+                record.termination = "DD" if killed.cancelled_caught else activity.termination()
         finally:
             server_sock.close()
             backend.release(server)
+            if record is not None:
+                record.srv_conn = server.served
+            if activity is not None:
+                up, down = activity.bytes_up + len(initial), activity.bytes_down
+                for counters in (frontend.counters, backend.counters, server.counters):
+                    counters.bytes_in += up
+                    counters.bytes_out += down
+                if record is not None:
+                    record.bytes_uploaded, record.bytes_read = up, down
     finally:
         backend.counters.session_ended()
+        if record is not None:
+            record.beconn = backend.counters.current
+
+
+_CONNECT_FAILURES = {"noserver": "SC", "queue": "sQ", "connect-timeout": "sC", "connect": "SC"}
+
+
+def _fill_connect(record: LogRecord, timing: ConnectTiming, server: ServerState | None,
+                  backend: BackendRuntime) -> None:
+    record.server = server.name if server is not None else None
+    record.Tw = timing.queue_ms
+    record.Tc = timing.connect_ms
+    record.retries = timing.retries
+    record.redispatched = timing.redispatched
+    record.srv_queue = timing.server_queue
+    record.backend_queue = timing.backend_queue
+    if server is not None:
+        record.srv_conn = server.served
+    if timing.failure:
+        record.termination = _CONNECT_FAILURES[timing.failure]
 
 
 async def _forward(client: socket.socket, server: socket.socket, frontend: Proxy, backend: Proxy,
@@ -219,7 +284,8 @@ async def _pump_then_wait(src: socket.socket, dst: socket.socket, activity: Acti
     try:
         await pump(src, dst, activity, upstream)
     except _PEER_ERRORS:
-        # one side failed: end the whole session
+        # one side failed: end the whole session (reported as an abort of the side we read)
+        activity.failed_side = "C" if upstream else "S"
         activity.scope.cancel()
         if other is not None:
             other.cancel()

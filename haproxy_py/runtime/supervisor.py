@@ -84,6 +84,8 @@ async def serve(config: Config, listeners: list[Listener], *, maxconn: int = DEF
     """
     rt = Runtime.build(config)
     global_limit = ConnLimit(maxconn)
+    for fe in rt.frontends.values():
+        fe.global_limit = global_limit
     fe_limits = {name: ConnLimit(fe.proxy.maxconn) for name, fe in rt.frontends.items()}
     control = StopControl(config=config)
 
