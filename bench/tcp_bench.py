@@ -57,8 +57,9 @@ def bulk_rate(port: int, seconds: int, streams: int = 4) -> float:
     return float(out.stdout.strip() or 0)
 
 
-def measure(kind: str, origin: int, raw_origin: int, seconds: int) -> dict[str, float]:
-    with target(kind, "tcp", raw_origin) as port, target(kind, "tcp", origin) as http_port:
+def measure(kind: str, origin: int, raw_origin: int, seconds: int, workers: int) -> dict[str, float]:
+    extra = f"    nbthread {workers}" if kind == "haproxy-py" and workers > 1 else ""
+    with target(kind, "tcp", raw_origin, extra) as port, target(kind, "tcp", origin, extra) as http_port:
         stop = threading.Event()
         samples: list[float] = []
         probe = threading.Thread(target=latency_probe, args=(http_port, stop, samples), daemon=True)
@@ -80,6 +81,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=int, default=5)
     ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds; medians are reported")
+    ap.add_argument("--workers", type=int, default=2,
+                    help="nbthread for haproxy-py (HAProxy runs with its default: one thread per CPU)")
     ap.add_argument("--json", help="write the results to this file")
     args = ap.parse_args()
     require("nginx", "wrk", "haproxy")
@@ -91,8 +94,9 @@ def main() -> None:
     ):
         for _ in range(args.rounds):
             for kind in TARGETS:
-                rounds[kind].append(measure(kind, origin, raw_port, args.seconds))
+                rounds[kind].append(measure(kind, origin, raw_port, args.seconds, args.workers))
     results = {k: {f: statistics.median(r[f] for r in runs) for f in runs[0]} for k, runs in rounds.items()}
+    print(f"haproxy-py with nbthread {args.workers}; HAProxy with its defaults ({os.cpu_count()} threads)")
     print(f"{'target':<12}{'bulk MB/s':>12}{'probe p50 ms':>14}{'probe p99 ms':>14}{'conn/s':>10}{'errors':>8}")
     for kind, r in results.items():
         print(f"{kind:<12}{r['bulk_MBps']:>12.0f}{r['probe_p50_ms']:>14.2f}{r['probe_p99_ms']:>14.2f}"

@@ -48,6 +48,9 @@ class ServerState:
     up: bool = True
     served: int = 0
     queued: int = 0
+    # the worker processes' served/queued, as last reported (see core.workersync)
+    remote_served: int = 0
+    remote_queued: int = 0
     counters: ServerCounters = attrs.field(factory=ServerCounters)
     # Health checks (written by runtime/checks.py only; meanings in core/health.py). `checked` is
     # set for servers with `check`; the others keep the defaults and show "no check" in stats.

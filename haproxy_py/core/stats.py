@@ -98,6 +98,8 @@ class ProxyCounters:
     internal_errors: int = 0
     loadbalanced: int = 0
     queue_max: int = 0
+    # concurrent sessions of the worker processes, as last reported (see core.workersync)
+    remote_current: int = 0
     session_rate: EventRate = attrs.field(factory=EventRate)
     request_rate: EventRate = attrs.field(factory=EventRate)
     connection_rate: EventRate = attrs.field(factory=EventRate)
@@ -431,9 +433,10 @@ def _frontend_row(px: Proxy, fe: Any, global_maxconn: int, now: float, stopping:
     http = px.mode == "http"
     slim = px.maxconn or global_maxconn
     row = _blank(px.name, "FRONTEND", TYPE_FRONTEND, px.id, 0, px.mode)
-    status = "STOP" if (stopping or px.disabled) else ("FULL" if slim and c.current >= slim else "OPEN")
+    current = c.current + c.remote_current
+    status = "STOP" if (stopping or px.disabled) else ("FULL" if slim and current >= slim else "OPEN")
     row.update(
-        scur=c.current, smax=c.max_current, slim=slim, stot=c.sessions_total, bin=c.bytes_in, bout=c.bytes_out,
+        scur=current, smax=c.max_current, slim=slim, stot=c.sessions_total, bin=c.bytes_in, bout=c.bytes_out,
         dreq=c.denied_requests, dresp=c.denied_responses, ereq=c.request_errors, status=status,
         rate=c.session_rate.rate(now), rate_lim=0, rate_max=c.session_rate.max_rate,
         req_rate=c.request_rate.rate(now) if http else 0, req_rate_max=c.request_rate.max_rate if http else 0,
@@ -519,7 +522,8 @@ def _server_row(px: Proxy, be: Any, st: ServerState, now: float) -> Row:
     show_check = h.enabled and not h.paused
     status_name = h.status
     row.update(
-        qcur=len_queue(be, st), qmax=c.queue_max, scur=st.served, smax=c.sessions_max,
+        qcur=len_queue(be, st) + st.remote_queued, qmax=c.queue_max, scur=st.served + st.remote_served,
+        smax=c.sessions_max,
         slim=st.maxconn or None, stot=stot, bin=c.bytes_in, bout=c.bytes_out, dresp=getattr(c, "denied_responses", 0),
         econ=c.connect_errors, eresp=c.response_errors, wretr=c.retries, wredis=c.redispatches,
         status=server_state_name(st, h), weight=st.weight, act=0 if st.backup else 1, bck=1 if st.backup else 0,
@@ -644,7 +648,8 @@ def _backend_row(rt: Any, px: Proxy, be: Any, servers: list[Row], global_maxconn
     t = c.timers
     last = c.last_session
     row.update(
-        qcur=qcur, qmax=c.queue_max, scur=c.current, smax=c.max_current, slim=default_fullconn(rt, px, global_maxconn),
+        qcur=qcur, qmax=c.queue_max, scur=c.current + c.remote_current, smax=c.max_current,
+        slim=default_fullconn(rt, px, global_maxconn),
         stot=c.sessions_total, bin=c.bytes_in, bout=c.bytes_out, dreq=c.denied_requests, dresp=c.denied_responses,
         econ=c.connect_errors, eresp=c.response_errors, wretr=c.retries, wredis=c.redispatches,
         status="UP" if up else "DOWN", weight=tot_w, act=n_act, bck=n_bck, chkdown=hist.down_transitions,

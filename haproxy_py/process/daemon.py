@@ -40,6 +40,12 @@ class Daemon:
         if devnull > 2:
             os.close(devnull)
 
+    def forget(self) -> None:
+        """In a forked worker: drop the readiness pipe without reporting (the main process does)."""
+        if self._ready_w is not None:
+            os.close(self._ready_w)
+            self._ready_w = None
+
     def report(self, status: int) -> None:
         """Tell the launcher how start-up went (0 = ready); only the first report counts."""
         if self._ready_w is None:

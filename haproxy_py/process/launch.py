@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 from typing import TYPE_CHECKING
 
 import trio
@@ -21,6 +22,7 @@ from haproxy_py.process.daemon import Daemon
 from haproxy_py.process.notify import sd_notify
 from haproxy_py.process.pidfile import write_pidfile
 from haproxy_py.process.reload import fetch_from_old, make_export_socket
+from haproxy_py.process.workers import Worker, fork_workers
 from haproxy_py.runtime.admin import (StatsSocketError, discard_prebound_stats_sockets, prebind_stats_sockets,
                                       publish_stats_sockets)
 from haproxy_py.runtime.listeners import BindError, bind_all
@@ -109,8 +111,23 @@ def run(config: Config, opts: Options, rep: Reporter) -> int:
             daemon.report(0)
             daemon.redirect_stdio()
 
+    count = max(1, g.nbthread or 1)
+    workers: list[Worker] = []
+    if count > 1:
+
+        def run_worker(index: int, channel: socket.socket) -> int:
+            daemon.forget()  # only the main process reports readiness
+            if export is not None:
+                export.close()
+            if daemon_mode:
+                daemon.redirect_stdio()
+            trio.run(lambda: serve(config, listeners, maxconn=maxconn, worker=(index, count, channel)))
+            return 0
+
+        workers = fork_workers(count, run_worker)
     try:
-        trio.run(lambda: serve(config, listeners, maxconn=maxconn, export_sock=export, on_ready=ready))
+        trio.run(lambda: serve(config, listeners, maxconn=maxconn, export_sock=export, on_ready=ready,
+                               workers=workers))
     finally:
         if export is not None:
             export.close()

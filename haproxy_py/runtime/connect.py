@@ -70,6 +70,8 @@ class BackendRuntime:
     balancer: Balancer
     queue: BackendQueue = attrs.field(factory=BackendQueue)
     counters: ProxyCounters = attrs.field(factory=ProxyCounters)
+    # called after every server state change (the main process tells its workers)
+    observers: list[Callable[[BackendRuntime], None]] = attrs.field(factory=list)
     _events: dict[int, trio.Event] = attrs.field(factory=dict)
     _sessions: dict[int, set[trio.CancelScope]] = attrs.field(factory=dict)
 
@@ -94,6 +96,8 @@ class BackendRuntime:
                     pass
         for s in self.servers:
             self._grant_free_slots(s)
+        for observer in self.observers:
+            observer(self)
 
     # -- live sessions (for on-marked-down shutdown-sessions) ------------------------------------
     @contextlib.contextmanager

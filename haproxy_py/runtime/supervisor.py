@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import signal
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import attrs
 import trio
 
 from haproxy_py.config.model import Config
+from haproxy_py.core import workersync
+from haproxy_py.process.workers import Worker, reap, signal_workers
 from haproxy_py.core.acl import AclError, ProxyRules
 from haproxy_py.runtime.admin import serve_stats_sockets
 from haproxy_py.runtime.checks import run_checks
@@ -39,6 +41,8 @@ class Runtime:
     config: Config
     backends: dict[str, BackendRuntime]
     frontends: dict[str, FrontendRuntime]
+    # in the main process of several: the workers' last counter reports (their gauges for stats)
+    worker_reports: workersync.WorkerReports = attrs.field(factory=workersync.WorkerReports)
 
     @classmethod
     def build(cls, config: Config) -> Runtime:
@@ -76,18 +80,27 @@ def block_control_signals() -> None:
 
 async def serve(config: Config, listeners: list[Listener], *, maxconn: int = DEFAULT_GLOBAL_MAXCONN,
                 export_sock: socket.socket | None = None, handle_signals: bool = True,
-                on_ready: Callable[[], None] | None = None,
+                on_ready: Callable[[], None] | None = None, workers: Sequence[Worker] = (),
+                worker: tuple[int, int, socket.socket] | None = None,
                 task_status: trio.TaskStatus[Runtime] = trio.TASK_STATUS_IGNORED) -> None:
     """Run the proxy until a stop signal (or cancellation).
 
     `on_ready` is called once signals are handled, which is when a launcher may report success.
+    With worker processes, the main process passes `workers` (it keeps the control plane and
+    forwards signals) and each worker passes `worker=(index, count, channel)`; limits are split so
+    that the processes together honour the configured ones.
     """
     rt = Runtime.build(config)
+    index, count = (worker[0], worker[1]) if worker is not None else (0, len(workers) + 1)
+    if count > 1:
+        _split_limits(rt, index, count)
+        maxconn = workersync.split_limit(maxconn, count, index)
     global_limit = ConnLimit(maxconn)
     for fe in rt.frontends.values():
         fe.global_limit = global_limit
-    fe_limits = {name: ConnLimit(fe.proxy.maxconn) for name, fe in rt.frontends.items()}
-    control = StopControl(config=config)
+    fe_limits = {name: ConnLimit(workersync.split_limit(fe.proxy.maxconn, count, index))
+                 for name, fe in rt.frontends.items()}
+    control = StopControl(config=config, workers=list(workers))
 
     sessions: trio.Nursery | None = None  # set below; sessions' helper tasks start there
 
@@ -102,13 +115,22 @@ async def serve(config: Config, listeners: list[Listener], *, maxconn: int = DEF
         control.everything = outer.cancel_scope
         if handle_signals:
             await outer.start(_signals, control)
-        if config.global_.stats_sockets:
-            await outer.start(serve_stats_sockets, rt, listeners, lambda: control.accepting.cancel_called)
-        if on_ready is not None:
-            on_ready()
-        if export_sock is not None:
-            outer.start_soon(_export_listeners, export_sock, listeners, control)
-        outer.start_soon(run_checks, rt)
+        if worker is not None:
+            # a worker: data plane only; server states come from the main process
+            outer.start_soon(_worker_channel, rt, worker[2])
+        else:
+            if config.global_.stats_sockets:
+                await outer.start(serve_stats_sockets, rt, listeners, lambda: control.accepting.cancel_called)
+            if on_ready is not None:
+                on_ready()
+            if export_sock is not None:
+                outer.start_soon(_export_listeners, export_sock, listeners, control)
+            outer.start_soon(run_checks, rt)
+            for w in workers:
+                outer.start_soon(_main_channel, rt, w)
+            if workers:
+                for be in rt.backends.values():
+                    be.observers.append(lambda b: _broadcast(b, control.workers))
         async with trio.open_nursery() as sessions:
             with control.accepting:
                 async with trio.open_nursery() as acceptors:
@@ -119,7 +141,96 @@ async def serve(config: Config, listeners: list[Listener], *, maxconn: int = DEF
             # soft stop: stop accepting and let go of the sockets (a successor may still hold them)
             for lst in listeners:
                 lst.sock.close()
+        # the sessions are over; the workers finish theirs before the process goes
+        while control.workers and not reap(control.workers):
+            await trio.sleep(0.05)
+        if worker is not None:
+            _send(worker[2], _report(rt))
         outer.cancel_scope.cancel()
+
+
+def _split_limits(rt: Runtime, index: int, count: int) -> None:
+    """This process's share of every server's maxconn and maxqueue."""
+    for be in rt.backends.values():
+        for st in be.servers:
+            st.maxconn = workersync.split_limit(st.maxconn, count, index)
+            st.maxqueue = workersync.split_limit(st.maxqueue, count, index)
+
+
+def _send(channel: socket.socket, data: bytes) -> None:
+    try:
+        channel.send(data)
+    except OSError:
+        pass  # the peer is gone or its queue is full: the next message carries the state again
+
+
+def _broadcast(backend: BackendRuntime, workers: list[Worker]) -> None:
+    data = workersync.encode_servers(backend.proxy.name, backend.servers)
+    for w in workers:
+        if not w.exited:
+            _send(w.channel, data)
+
+
+def _report(rt: Runtime) -> bytes:
+    return workersync.encode_report(
+        {name: fe.counters for name, fe in rt.frontends.items()},
+        {name: be.counters for name, be in rt.backends.items()},
+        {name: be.servers for name, be in rt.backends.items()},
+    )
+
+
+REPORT_INTERVAL = 1.0
+
+
+async def _worker_channel(rt: Runtime, channel: socket.socket) -> None:
+    """In a worker: apply server states sent by the main process; report counters every second."""
+    channel.setblocking(False)
+
+    async def receive() -> None:
+        while True:
+            await trio.lowlevel.wait_readable(channel)
+            try:
+                data = channel.recv(1 << 20)
+            except BlockingIOError:
+                continue
+            except OSError:
+                return
+            if not data:
+                return  # the main process is gone; PDEATHSIG ends this one
+            message = workersync.decode(data)
+            be = rt.backends.get(message.get("be", ""))
+            if message.get("t") == "servers" and be is not None and workersync.apply_servers(message, be.servers):
+                be.server_changed()
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(receive)
+        while True:
+            _send(channel, _report(rt))
+            await trio.sleep(REPORT_INTERVAL)
+
+
+async def _main_channel(rt: Runtime, w: Worker) -> None:
+    """In the main process: fold one worker's counter reports into the main's counters."""
+    fe = {name: f.counters for name, f in rt.frontends.items()}
+    be = {name: b.counters for name, b in rt.backends.items()}
+    servers = {name: b.servers for name, b in rt.backends.items()}
+    # the worker may have missed changes made before it listened: send the current states
+    for b in rt.backends.values():
+        _send(w.channel, workersync.encode_servers(b.proxy.name, b.servers))
+    while True:
+        await trio.lowlevel.wait_readable(w.channel)
+        try:
+            data = w.channel.recv(1 << 22)
+        except BlockingIOError:
+            continue
+        except OSError:
+            data = b""
+        if not data:
+            rt.worker_reports.forget(w.index)
+            return
+        message = workersync.decode(data)
+        if message.get("t") == "counters":
+            rt.worker_reports.receive(w.index, message, fe, be, servers)
 
 
 @attrs.define(eq=False)
@@ -131,16 +242,26 @@ class StopControl:
     everything: trio.CancelScope | None = None
     gate: Gate = attrs.field(factory=lambda: Gate())
     handed_over: bool = False
+    workers: list[Worker] = attrs.field(factory=list)
 
     def soft_stop(self) -> None:
+        signal_workers(self.workers, signal.SIGUSR1)
         self.accepting.cancel()
         hard = self.config.global_.hard_stop_after
         if hard and self.everything is not None:
             self.everything.deadline = min(self.everything.deadline, trio.current_time() + hard / 1000.0)
 
     def hard_stop(self) -> None:
+        signal_workers(self.workers, signal.SIGTERM)
         if self.everything is not None:
             self.everything.cancel()
+
+    def pause(self, paused: bool) -> None:
+        signal_workers(self.workers, signal.SIGTTOU if paused else signal.SIGTTIN)
+        if paused:
+            self.gate.close()
+        else:
+            self.gate.open()
 
 
 async def _signals(control: StopControl, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -153,10 +274,8 @@ async def _signals(control: StopControl, task_status: trio.TaskStatus[None] = tr
                 if grace and not control.handed_over:
                     await trio.sleep(grace / 1000.0)
                 control.soft_stop()
-            elif signum == signal.SIGTTOU:
-                control.gate.close()
-            elif signum == signal.SIGTTIN:
-                control.gate.open()
+            elif signum in (signal.SIGTTOU, signal.SIGTTIN):
+                control.pause(signum == signal.SIGTTOU)
             else:
                 control.hard_stop()
                 return

@@ -1,0 +1,114 @@
+"""`nbthread N`: N processes share the listeners; the main one keeps the control plane."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import time
+from collections import Counter
+
+from conftest import Hammer, free_port, pid_alive, read_line, wait_until
+
+CFG = """\
+global
+    nbthread 2
+    stats socket {sock} level admin
+defaults
+    mode tcp
+    timeout connect 1s
+    timeout client 5s
+    timeout server 5s
+frontend fe
+    bind 127.0.0.1:{port}
+    default_backend be
+backend be
+    server s1 {a}
+    server s2 {b}
+"""
+
+
+def children(pid: int) -> list[int]:
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    fields = f.read().split(") ", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid and fields[0] != "Z":
+                out.append(int(entry))
+    return out
+
+
+def command(sock: str, line: str) -> str:
+    with socket.socket(socket.AF_UNIX) as s:
+        s.settimeout(5)
+        s.connect(sock)
+        s.sendall(line.encode() + b"\n")
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    return data.decode()
+
+
+def stot(sock: str, proxy: str, name: str) -> int:
+    csv = command(sock, "show stat")
+    header = csv.splitlines()[0].lstrip("# ").split(",")
+    for line in csv.splitlines()[1:]:
+        fields = line.split(",")
+        if fields[:2] == [proxy, name]:
+            return int(fields[header.index("stot")])
+    raise AssertionError(f"no {proxy}/{name} row")
+
+
+def test_two_workers_serve_report_and_follow_admin_changes(lb, tcp_servers) -> None:
+    a, b = tcp_servers("a"), tcp_servers("b")
+    port = free_port()
+    sock = os.path.join(lb.workdir, "admin.sock")
+    proc = lb.start(CFG.format(sock=sock, port=port, a=a.addr, b=b.addr), [port])
+    assert wait_until(lambda: len(children(proc.pid)) == 1, 5), "no worker process"
+    with Hammer(port, clients=4) as hammer:
+        assert wait_until(lambda: hammer.ok >= 200, 20)
+    assert hammer.failures == []
+    served = hammer.ok
+    # the worker's sessions are folded into the main process's counters within a report interval
+    assert wait_until(lambda: stot(sock, "fe", "FRONTEND") == served, 5), (stot(sock, "fe", "FRONTEND"), served)
+    assert a.accepted + b.accepted == served
+    assert a.accepted > 20 and b.accepted > 20
+    # an admin change made in the main process reaches the worker too
+    assert command(sock, "disable server be/s1").strip() == ""
+    time.sleep(0.2)  # the state message crosses a socketpair; nothing to await from outside
+    before = a.accepted
+    names = Counter()
+    for _ in range(40):
+        name, s = read_line(port)
+        s.close()
+        names[name] += 1
+    assert names == Counter({"b": 40})
+    assert a.accepted == before
+
+
+def test_stop_signals_reach_every_worker(lb, tcp_servers) -> None:
+    a, b = tcp_servers("a", mode="echo"), tcp_servers("b", mode="echo")
+    port = free_port()
+    sock = os.path.join(lb.workdir, "admin.sock")
+    proc = lb.start(CFG.format(sock=sock, port=port, a=a.addr, b=b.addr), [port])
+    assert wait_until(lambda: len(children(proc.pid)) == 1, 5)
+    (worker,) = children(proc.pid)
+    open_sessions = []
+    for _ in range(6):  # some land in each process
+        s = socket.create_connection(("127.0.0.1", port), timeout=5)
+        s.sendall(b"x")
+        assert s.recv(1) == b"x"
+        open_sessions.append(s)
+    proc.send_signal(signal.SIGUSR1)
+    time.sleep(0.3)
+    assert pid_alive(worker) and proc.poll() is None  # both drain their open sessions
+    for s in open_sessions:
+        s.sendall(b"y")
+        assert s.recv(1) == b"y"
+        s.close()
+    assert proc.wait(5) == 0
+    assert wait_until(lambda: not pid_alive(worker), 5)
