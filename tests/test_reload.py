@@ -161,3 +161,37 @@ def test_user_nobody_serves_as_nobody(daemons, tcp_servers) -> None:
     name, s = read_line(port)
     s.close()
     assert name == "n"
+
+
+def test_long_transfer_survives_a_reload_intact(daemons, tcp_servers) -> None:
+    import hashlib
+
+    srv = tcp_servers("c", mode="collect")
+    port = free_port()
+    old_pid = daemons.launch(CFG.format(port=port, name="c", addr=srv.addr, extra=""))
+    payload = os.urandom(1 << 20) * 24  # 24 MiB, sent in pieces around the reload
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(payload[: 8 << 20])
+        daemons.launch(CFG.format(port=port, name="c", addr=srv.addr, extra=""), "-sf", str(old_pid))
+        s.sendall(payload[8 << 20 :])
+        s.shutdown(socket.SHUT_WR)
+        got = b""
+        while chunk := s.recv(1 << 16):
+            got += chunk
+    assert hashlib.sha256(srv.received[0]).digest() == hashlib.sha256(payload).digest()
+    assert got.startswith(f"c got {len(payload)}\n".encode())
+    assert wait_until(lambda: not pid_alive(old_pid), 5)
+
+
+def test_grace_keeps_accepting_for_a_while_after_sigusr1(daemons, tcp_servers) -> None:
+    srv = tcp_servers("g")
+    port = free_port()
+    text = CFG.format(port=port, name="g", addr=srv.addr, extra="").replace("defaults", "global\n    grace 1s\n\ndefaults", 1)
+    pid = daemons.launch(text)
+    t0 = time.monotonic()
+    os.kill(pid, signal.SIGUSR1)
+    name, s = read_line(port)  # still served during the grace period
+    s.close()
+    assert name == "g" and time.monotonic() - t0 < 0.9
+    assert wait_until(lambda: not pid_alive(pid), 5)
+    assert time.monotonic() - t0 >= 0.9

@@ -253,3 +253,34 @@ def test_hard_stop_after_bounds_a_soft_stop(lb, tcp_servers) -> None:
     s.settimeout(5)
     assert s.recv(1) == b""  # the lingering session was closed
     s.close()
+
+
+async def test_an_idle_connection_holds_no_buffer() -> None:
+    import trio
+
+    from haproxy_py.runtime.forward import Activity, BufferPool, pump
+
+    pool = BufferPool()
+    a, b = socket.socketpair()
+    c, d = socket.socketpair()
+    for sk in (a, b, c, d):
+        sk.setblocking(False)
+    async with trio.open_nursery() as nursery:
+        with trio.CancelScope() as scope:
+            activity = Activity(scope=scope)
+            nursery.start_soon(pump, b, c, activity, True, pool, False)
+            await trio.sleep(0.05)  # the pump is parked waiting for data
+            assert len(pool._free) == 0  # nothing borrowed while idle (nothing was ever needed)
+            a.send(b"x" * 100)
+            with trio.fail_after(5):
+                while True:
+                    try:
+                        assert d.recv(1000) == b"x" * 100
+                        break
+                    except BlockingIOError:
+                        await trio.sleep(0.01)
+            await trio.sleep(0.05)  # parked again
+            assert len(pool._free) == 1  # the one buffer used went back to the pool
+            nursery.cancel_scope.cancel()
+    for sk in (a, b, c, d):
+        sk.close()
