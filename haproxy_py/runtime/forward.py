@@ -32,12 +32,15 @@ class BufferPool:
 
     size: int = CHUNK
     keep: int = 256
+    lent: int = 0  # buffers currently held by pumps
     _free: list[bytearray] = attrs.field(factory=list)
 
     def get(self) -> bytearray:
+        self.lent += 1
         return self._free.pop() if self._free else bytearray(self.size)
 
     def put(self, buf: bytearray) -> None:
+        self.lent -= 1
         if len(self._free) < self.keep:
             self._free.append(buf)
 
