@@ -271,7 +271,7 @@ def build_plan(proxy: Proxy) -> Plan:
             pending_comment = None
         return Plan(kind="http", request=http_request(chk), head_only=chk.method == "HEAD", expects=tuple(expects),
                     port=port, addr=addr)
-    if proxy.check_kind == "tcp-check" and proxy.tcp_check_rules:
+    if proxy.check_kind == "tcp-check":
         steps = []
         pending_comment = None
         for n, rule in enumerate(proxy.tcp_check_rules, 1):
@@ -299,12 +299,28 @@ def build_plan(proxy: Proxy) -> Plan:
 # HTTP responses
 
 
-@attrs.frozen
 class ResponseHead:
-    code: int
-    reason: str
-    headers: tuple[tuple[str, str], ...]
-    body_start: int  # offset of the body in the buffer
+    """A response's status line and headers. Header names are parsed only when asked for (most
+    checks look at the status alone): `headers` lower-cases names, keeps order and duplicates."""
+
+    __slots__ = ("code", "reason", "body_start", "_raw", "_headers")
+
+    def __init__(self, code: int, reason: str, body_start: int, raw_headers: list[bytes]) -> None:
+        self.code = code
+        self.reason = reason
+        self.body_start = body_start  # offset of the body in the buffer
+        self._raw = raw_headers
+        self._headers: tuple[tuple[str, str], ...] | None = None
+
+    @property
+    def headers(self) -> tuple[tuple[str, str], ...]:
+        if self._headers is None:
+            out = []
+            for raw in self._raw:
+                name, _, value = raw.partition(b":")
+                out.append((name.decode("latin-1").lower(), value.strip().decode("latin-1")))
+            self._headers = tuple(out)
+        return self._headers
 
     def header(self, name: str) -> str | None:
         for k, v in self.headers:
@@ -317,34 +333,41 @@ class InvalidResponse(ValueError):
     """Not an HTTP response (HAProxy: L7RSP, no info)."""
 
 
-_STATUS_LINE = re.compile(rb"HTTP/\d\.\d (\d{3})(?: (.*))?\Z", re.DOTALL)
-
-
 def parse_head(buf: bytes) -> ResponseHead | None:
-    """Parse a response head; None while incomplete. Raises InvalidResponse for garbage."""
-    end = buf.find(b"\n\r\n")
-    end2 = buf.find(b"\n\n")
-    if end < 0 and end2 < 0:
-        if len(buf) >= 7 and not buf.startswith(b"HTTP/"):
-            raise InvalidResponse("not an HTTP response")
-        return None
-    if end < 0 or (0 <= end2 < end):
-        head, body_start = buf[:end2], end2 + 2
+    """Parse a response head; None while incomplete. Raises InvalidResponse for garbage.
+
+    Accepts CRLF or bare LF line ends, as HAProxy's parser does for responses.
+    """
+    end = buf.find(b"\r\n\r\n")
+    if end >= 0 and buf.find(b"\n\n", 0, end) < 0:
+        head, body_start = buf[:end], end + 4
+        lines = head.split(b"\r\n")
     else:
-        head, body_start = buf[:end], end + 3
-    lines = head.split(b"\n")
-    m = _STATUS_LINE.match(lines[0].rstrip(b"\r"))
-    if m is None:
+        end = buf.find(b"\n\r\n")
+        end2 = buf.find(b"\n\n")
+        if end < 0 and end2 < 0:
+            if len(buf) >= 5 and not buf.startswith(b"HTTP/"):
+                raise InvalidResponse("not an HTTP response")
+            return None
+        if end < 0 or (0 <= end2 < end):
+            head, body_start = buf[:end2], end2 + 2
+        else:
+            head, body_start = buf[:end], end + 3
+        lines = [ln.rstrip(b"\r") for ln in head.split(b"\n")]
+    line = lines[0]
+    # "HTTP/x.y NNN[ reason]"
+    if (len(line) < 12 or line[:5] != b"HTTP/" or line[6:7] != b"." or line[8:9] != b" "
+            or not line[5:6].isdigit() or not line[7:8].isdigit() or not line[9:12].isdigit()
+            or (len(line) > 12 and line[12:13] != b" ")):
         raise InvalidResponse("bad status line")
-    headers = []
-    for raw in lines[1:]:
-        raw = raw.rstrip(b"\r")
-        name, sep, value = raw.partition(b":")
-        if not sep or not name or name != name.strip():
-            raise InvalidResponse("bad header line")
-        headers.append((name.decode("latin-1").lower(), value.strip().decode("latin-1")))
-    reason = (m.group(2) or b"").decode("latin-1")
-    return ResponseHead(int(m.group(1)), reason, tuple(headers), body_start)
+    raw_headers = lines[1:]
+    if raw_headers and _HEADER_LINES.fullmatch(b"\n".join(raw_headers)) is None:
+        raise InvalidResponse("bad header line")
+    return ResponseHead(int(line[9:12]), line[13:].decode("latin-1"), body_start, raw_headers)
+
+
+# header lines: a name without blanks, a colon, a value (the check is one C call for the block)
+_HEADER_LINES = re.compile(rb"[^:\s][^:\r\n]*(?<![ \t]):[^\n]*(?:\n[^:\s][^:\r\n]*(?<![ \t]):[^\n]*)*")
 
 
 def body_complete(head: ResponseHead, buf: bytes, eof: bool, head_request: bool, limit: int) -> bytes | None:
@@ -401,7 +424,7 @@ def judge_http(head: ResponseHead, body: bytes, expects: tuple[Expect, ...]) -> 
         failed = _http_expect_fails(exp, head, body)
         if failed is not None:
             if exp.comment:
-                failed = attrs.evolve(failed, desc=f"{failed.desc} comment: {exp.comment}")
+                failed = failed._replace(desc=f"{failed.desc} comment: {exp.comment}")
             return failed
     return CheckOutcome("L7OK", head.code)
 
