@@ -420,3 +420,54 @@ def test_failed_start_leaves_the_running_stats_socket_alone(running, lb) -> None
     # the first process still owns the path (the second one bound a temporary name only)
     assert socket_cmd(running["admin"], "show backend") == "# name\napp\n\n"
     assert not [n for n in os.listdir(os.path.dirname(running["admin"])) if n.endswith(".tmp")]
+
+
+def test_disable_health_stops_checks_from_marking_the_server_down(lb) -> None:
+    import os
+    import socket as _socket
+    import time as _time
+
+    from conftest import free_port as _free_port
+
+    dead = _free_port()
+    port = _free_port()
+    sock = os.path.join(lb.workdir, "h.sock")
+    lb.start(f"""\
+global
+    stats socket {sock} level admin
+defaults
+    mode tcp
+    timeout connect 200ms
+    timeout client 5s
+    timeout server 5s
+frontend fe
+    bind 127.0.0.1:{port}
+    default_backend be
+backend be
+    server s1 127.0.0.1:{dead} check inter 100ms fall 1 rise 1
+""", [port])
+
+    def cmd(line: str) -> str:
+        with _socket.socket(_socket.AF_UNIX) as s:
+            s.settimeout(5)
+            s.connect(sock)
+            s.sendall(line.encode() + b"\n")
+            out = b""
+            while chunk := s.recv(65536):
+                out += chunk
+        return out.decode()
+
+    def status() -> str:
+        csv = cmd("show stat")
+        head = csv.splitlines()[0].lstrip("# ").split(",")
+        row = next(line.split(",") for line in csv.splitlines()[1:] if line.startswith("be,s1,"))
+        return row[head.index("status")]
+
+    deadline = _time.monotonic() + 5
+    while status() != "DOWN" and _time.monotonic() < deadline:
+        _time.sleep(0.05)
+    assert status() == "DOWN"
+    cmd("disable health be/s1")
+    assert not status().startswith("DOWN")
+    _time.sleep(0.5)  # several check intervals: a running check loop would mark it DOWN again
+    assert not status().startswith("DOWN"), status()

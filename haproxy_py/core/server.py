@@ -48,6 +48,8 @@ class ServerState:
     up: bool = True
     served: int = 0
     queued: int = 0
+    # `disable health` on the stats socket: checks paused, the server counts as UP
+    check_disabled: bool = False
     # the worker processes' served/queued, as last reported (see core.workersync)
     remote_served: int = 0
     remote_queued: int = 0

@@ -311,19 +311,14 @@ class ServerHealth:
     running: bool = False  # a check is in progress right now
 
 
-_health_off: weakref.WeakKeyDictionary[object, bool] = weakref.WeakKeyDictionary()
+def set_health_disabled(st: ServerState, disabled: bool) -> None:
+    """Record `disable health` / `enable health` for a server (the check loop honours it)."""
+    st.check_disabled = disabled
 
 
-def set_health_disabled(st: object, disabled: bool) -> None:
-    """Record `disable health` / `enable health` for a server (checked by `health_disabled`)."""
-    if hasattr(st, "check_disabled"):
-        st.check_disabled = disabled  # type: ignore[attr-defined]
-    _health_off[st] = disabled
-
-
-def health_disabled(st: object) -> bool:
+def health_disabled(st: ServerState) -> bool:
     """True while `disable health` is in force on this server: it is then unchecked and counts as UP."""
-    return bool(getattr(st, "check_disabled", False) or _health_off.get(st, False))
+    return st.check_disabled
 
 
 def server_health(st: ServerState, cfg: Server | None) -> ServerHealth:

@@ -386,7 +386,8 @@ class ServerCheck:
         await engine.sleep_until(trio.current_time() + _seconds(first_delay_ms))
         self._task = trio.lowlevel.current_task()
         while True:
-            if self.state.maint:  # maintenance pauses checks (and `disabled` starts there)
+            if self.state.maint or self.state.check_disabled:
+                # maintenance (and `disabled`, which starts there) and `disable health` pause checks
                 await engine.sleep_until(trio.current_time() + _seconds(self.next_delay()))
                 continue
             if self.engine_driven:
