@@ -13,13 +13,14 @@ takes events out in order:
 Errors are queued as events rather than raised so that requests parsed before a bad one (pipelining)
 are still answered in order, as HAProxy does.
 
-llhttp is strict; HAProxy 2.6 is lenient in a few documented places (reference §7.3). We turn on only
-the leniencies whose llhttp semantics equal HAProxy's (obs-fold and control characters in values,
-bare LF in header lines, Content-Length with chunked, spaces after a chunk size, any HTTP/x.y) and
-enforce HAProxy's own rules on top (422 for non-chunked codings, CL dropped when chunked, close after).
-Where llhttp cannot be made to agree (custom methods, duplicate equal Content-Length, bare LF after
-the request line) the head is normalised and parsed again, strictly, by `_recover`; this is possible
-when the message started at a read boundary (always true for the first request of a connection).
+llhttp is strict; HAProxy 2.6 is lenient in a few documented places (reference §7.3). The request
+parser turns on only the leniencies whose llhttp semantics equal HAProxy's (bare LF ending header
+lines, Content-Length with chunked, spaces after a chunk size, any HTTP/x.y) and enforces HAProxy's
+own rules on top (422 for non-chunked codings, CL dropped when chunked, close after). Where llhttp
+cannot be made to agree (custom methods, obs-fold, control bytes in values, several equal
+Content-Length values, bare LF after the request line) the raw head is normalised and parsed again
+by `_recover`; this is possible when the message started at a read boundary (always true for the
+first request of a connection; a pipelined head with such a feature gets 400).
 """
 
 from __future__ import annotations
@@ -63,10 +64,11 @@ class H1Error(Exception):
     """The peer broke HTTP/1.x. `status`: 400/422 for a request (sent raw, then close), 502 for a
     response. `reason` is for logs and tests only."""
 
-    def __init__(self, status: int, reason: str) -> None:
+    def __init__(self, status: int, reason: str, abort: bool = False) -> None:
         super().__init__(reason)
         self.status = status
         self.reason = reason
+        self.abort = abort  # the peer closed or reset (HAProxy's "S"/"C" states) rather than sent garbage
 
 
 class EndOfMessage:
@@ -186,12 +188,18 @@ def consume_connection(headers: Headers) -> tuple[bool, bool]:
     A Connection header left without tokens is dropped.
     """
     close = keepalive = False
+    for name, _ in headers:
+        if name == b"connection":
+            break
+    else:
+        return False, False
     i = 0
     while i < len(headers):
         name, value = headers[i]
         if name == b"connection":
             kept = []
-            for tok in _split_tokens(value):
+            tokens = _split_tokens(value)
+            for tok in tokens:
                 low = tok.lower()
                 if low == _CLOSE:
                     close = True
@@ -202,7 +210,7 @@ def consume_connection(headers: Headers) -> tuple[bool, bool]:
             if not kept:
                 del headers[i]
                 continue
-            if len(kept) != len(_split_tokens(value)):
+            if len(kept) != len(tokens):
                 headers[i] = (name, b", ".join(kept))
         i += 1
     return close, keepalive
@@ -211,6 +219,9 @@ def consume_connection(headers: Headers) -> tuple[bool, bool]:
 def remove_header(headers: Headers, lname: bytes) -> None:
     """Remove every occurrence of `lname` (already lower-case), in place."""
     headers[:] = [h for h in headers if h[0] != lname]
+
+
+_OWS = (32, 9)
 
 
 def _trim(value: bytes) -> bytes:
@@ -227,25 +238,32 @@ def _trim(value: bytes) -> bytes:
 # know is parsed with this stand-in (its framing rules are the same: CL or chunked) and gets its
 # own method back afterwards.
 _STANDIN_METHOD = b"POST"
-_TOKEN_RE = re.compile(rb"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+_TOKEN_RE = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _HEAD_END_RE = re.compile(rb"\n\r?\n")
+_BARE_CR_RE = re.compile(rb"\r(?!\n)")
+_FOLD_RE = re.compile(rb"(\r?\n)(?=[ \t])")
+_CONTROL_RE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 _BARE_LF_RE = re.compile(rb"(?<!\r)\n")
 _CL_NAME_RE = re.compile(rb"\ncontent-length:", re.IGNORECASE)
 _DISGUISED_CL = b"x-haproxy-py-content-length"
 _DIGITS_RE = re.compile(rb"^[0-9]+$")
 
 _LENIENCIES = dict(
-    lenient_headers=True,  # obs-fold and control bytes in values: HAProxy 2.6 accepts both
     lenient_optional_cr_before_lf=True,  # bare LF ends header lines (HAProxy accepts)
     lenient_chunked_length=True,  # CL + TE: HAProxy drops CL and closes afterwards (we enforce)
     lenient_spaces_after_chunk_size=True,  # "3 \r\n" is accepted by HAProxy
     lenient_version=True,  # HTTP/1.2, HTTP/3.0 are forwarded as HTTP/1.1 by HAProxy
 )
+# Only for reading the values of a head being recovered (its bare CRs and folds are already dealt
+# with): control bytes in values, which HAProxy 2.6 forwards. Never used to frame a message.
+_VALUE_LENIENCIES = dict(_LENIENCIES, lenient_headers=True)
+# The headers that decide a request's framing; a recovered head is re-parsed with only these.
+_FRAMING = (b"content-length", b"transfer-encoding", b"connection", b"upgrade")
 
 
-def _new_request_parser(protocol: object) -> httptools.HttpRequestParser:
+def _new_request_parser(protocol: object, leniencies: dict = _LENIENCIES) -> httptools.HttpRequestParser:
     p = httptools.HttpRequestParser(protocol)
-    p.set_dangerous_leniencies(**_LENIENCIES)
+    p.set_dangerous_leniencies(**leniencies)
     return p
 
 
@@ -277,6 +295,7 @@ class RequestReader:
 
     def __init__(self, limits: Limits = DEFAULT_LIMITS) -> None:
         self.limits = limits
+        self._max_headers = limits.max_headers
         self.events: deque[Event] = deque()
         self._parser: httptools.HttpRequestParser | None = _new_request_parser(self)
         self._head: RequestHead | None = None
@@ -285,12 +304,16 @@ class RequestReader:
         self._trailers: Headers | None = None
         self._in_head = False  # message begun, head not complete
         self._idle = True  # between messages: the next byte starts a message
+        self._idle_at_feed = True  # _idle when the current feed started
+        self._begun_in_feed = 0  # messages begun during the current feed
         self._clean = True  # the current message started at the start of a feed
         self._raw: list[bytes] = []  # earlier feeds of the current head (only when clean)
         self._raw_len = 0
+        self._stray = False  # bytes (only CR/LF: llhttp skips them) received since the last message
         self._collecting = False  # recovering: gathering the rest of a head before parsing it
-        self._method: bytes | None = None  # the real method when parsed with the stand-in
-        self._failed = False
+        self._why = ""
+        # a recovered head: (method, target, headers) to use instead of what the framing parse saw
+        self._override: tuple[bytes, bytes, Headers] | None = None
 
     # -- consumer side --------------------------------------------------------------------------
     def next_event(self) -> Event | None:
@@ -305,7 +328,7 @@ class RequestReader:
     @property
     def idle(self) -> bool:
         """Between messages with nothing partial buffered (a silent close is appropriate)."""
-        return self._idle and not self._collecting and not self.events
+        return self._idle and not self._collecting and not self.events and not self._stray
 
     def feed(self, data: bytes | bytearray | memoryview) -> None:
         """Parse bytes read from the client. Never raises for bad input: errors become events."""
@@ -314,10 +337,12 @@ class RequestReader:
         if self._collecting:
             self._collect(bytes(data))
             return
-        if self._idle:
+        idle = self._idle_at_feed = self._idle
+        self._begun_in_feed = 0
+        if idle:
             self._clean = True
-            self._raw_len = 0
-            self._raw.clear()
+            if self._raw:
+                self._raw.clear()
         try:
             self._parser.feed_data(data)
         except HttpParserUpgrade as e:
@@ -330,7 +355,7 @@ class RequestReader:
             self._fail(ctx if isinstance(ctx, H1Error) else H1Error(400, "callback failed"))
             return
         except HttpParserError as e:
-            if self._clean and (self._in_head or self._idle) and not self._failed:
+            if self._clean and (self._in_head or self._idle):
                 self._start_recovery(bytes(data), str(e))
             else:
                 self._fail(H1Error(400, str(e)))
@@ -341,6 +366,15 @@ class RequestReader:
                 self._fail(H1Error(400, "request head too large"))
             elif self._clean:
                 self._raw.append(bytes(data))
+        elif self._idle_at_feed and not self._begun_in_feed and data:
+            self._stray = True  # only empty lines: HAProxy counts them as a started request
+
+    def resume_after_refused_upgrade(self) -> None:
+        """The server did not switch protocols: what followed the upgrade request is HTTP again."""
+        ev = self.events[0] if self.events else None
+        if self._parser is None and isinstance(ev, Upgrade):
+            self.events.popleft()
+            self.resume(ev.rest)
 
     def resume(self, data: bytes) -> None:
         """Parse HTTP again after an Upgrade the server did not accept; `data` is Upgrade.rest."""
@@ -357,17 +391,12 @@ class RequestReader:
         self.events.append(err)
 
     def _start_recovery(self, data: bytes, why: str) -> None:
-        self._raw.append(data)
-        self._raw_len += len(data)
-        self._parser = self._parser  # kept as "not stopped" while collecting
-        self._collecting = True
+        self._collecting = True  # the parser object stays: the reader is not stopped yet
         self._why = why
-        self._collect(b"")
+        self._collect(data)
 
     def _collect(self, data: bytes) -> None:
-        if data:
-            self._raw.append(data)
-            self._raw_len += len(data)
+        self._raw.append(data)
         raw = b"".join(self._raw)
         start = len(raw) - len(raw.lstrip(b"\r\n"))
         m = _HEAD_END_RE.search(raw, start)
@@ -380,62 +409,91 @@ class RequestReader:
         self._recover(raw[start:m.end()], raw[m.end():])
 
     def _recover(self, head: bytes, rest: bytes) -> None:
-        """Normalise a head llhttp refused where HAProxy accepts it, then parse it again strictly."""
-        self._failed = True  # a second failure is final
+        """Normalise a head llhttp refused where HAProxy accepts it, then parse it again.
+
+        On the raw head: a bare CR anywhere is final (400); the method may be any token (parsed with
+        a stand-in); each CR and LF of an obs-fold becomes a space (HAProxy's unfolding); bare LF
+        line ends become CRLF; Content-Length headers are disguised. The values are then read with
+        llhttp tolerating control bytes, equal Content-Length values merged (400 when they differ),
+        and the message is framed by a strict parse of a head holding only the framing headers.
+        """
+        why = self._why
+        if _BARE_CR_RE.search(head):
+            self._fail(H1Error(400, why))
+            return
         sp = head.find(b" ")
         method = head[:sp] if sp > 0 else b""
-        if not _TOKEN_RE.match(method):
-            self._fail(H1Error(400, self._why))
+        if not _TOKEN_RE.fullmatch(method):
+            self._fail(H1Error(400, why))
             return
-        fixed = _STANDIN_METHOD + head[sp:]
+        line_end = head.find(b"\n") + 1
+        if head[line_end:line_end + 1] in (b" ", b"\t"):
+            self._fail(H1Error(400, "folded request line"))  # a fold needs a header to continue
+            return
+        fixed = _STANDIN_METHOD + head[sp:line_end] + _FOLD_RE.sub(lambda m: b" " * len(m.group(1)), head[line_end:])
         fixed = _BARE_LF_RE.sub(b"\r\n", fixed)
         fixed = _CL_NAME_RE.sub(b"\n" + _DISGUISED_CL + b":", fixed)
         col = _HeadCollector()
-        p = _new_request_parser(col)
+        p = _new_request_parser(col, _VALUE_LENIENCIES)
         try:
             p.feed_data(fixed)
         except HttpParserUpgrade:
             pass
         except HttpParserError:
-            self._fail(H1Error(400, self._why))
+            self._fail(H1Error(400, why))
             return
         if not col.done:
-            self._fail(H1Error(400, self._why))
+            self._fail(H1Error(400, why))
             return
         lengths: set[bytes] = set()
-        out = [_STANDIN_METHOD, b" ", col.url, b" HTTP/", p.get_http_version().encode(), b"\r\n"]
-        cl_written = False
+        headers: Headers = []
+        framing = [_STANDIN_METHOD, b" / HTTP/", p.get_http_version().encode(), b"\r\n"]
         for name, value in col.headers:
-            if name.lower() == _DISGUISED_CL:
+            if name[-1] == 32:
+                self._fail(H1Error(400, "space before the colon of a header name"))
+                return
+            lname = name.lower()
+            value = _trim(value)
+            if lname == _DISGUISED_CL:
                 for tok in value.split(b","):
                     tok = tok.strip(b" \t")
                     if not _DIGITS_RE.match(tok):
                         self._fail(H1Error(400, "invalid content-length"))
                         return
                     lengths.add(tok.lstrip(b"0") or b"0")
-                if cl_written:
+                if any(n == b"content-length" for n, _ in headers):
                     continue
-                cl_written = True
-                name, value = b"content-length", b"\x00CL\x00"
-            out += [name, b": ", value, b"\r\n"]
+                lname, value = b"content-length", b""  # the merged value, set below
+            headers.append((lname, value))
         if len(lengths) > 1:
             self._fail(H1Error(400, "conflicting content-length"))
             return
-        canonical = b"".join(out) + b"\r\n"
+        if len(headers) > self.limits.max_headers:
+            self._fail(H1Error(400, "too many headers"))
+            return
         if lengths:
-            canonical = canonical.replace(b"\x00CL\x00", next(iter(lengths)))
-        self._method = method
+            merged = next(iter(lengths))
+            headers = [(n, merged if n == b"content-length" else v) for n, v in headers]
+        for name, value in headers:
+            if name in _FRAMING:
+                if name in (b"connection", b"upgrade"):
+                    # only their tokens matter to framing; control bytes (forwarded as they are)
+                    # would make the strict framing parse fail
+                    value = _CONTROL_RE.sub(b" ", value)
+                framing += [name, b": ", value, b"\r\n"]
+        self._override = (method, col.url, headers)
         self._parser = _new_request_parser(self)
         self._idle = True
         self._in_head = False
         self._raw_len = 0
         try:
-            self._parser.feed_data(canonical)
-        except HttpParserUpgrade as e:
+            self._parser.feed_data(b"".join(framing) + b"\r\n")
+        except HttpParserUpgrade:
             self._parser = None
             self.events.append(Upgrade(rest))
             return
         except HttpParserError as e:
+            self._override = None
             ctx = e.__context__
             self._fail(ctx if isinstance(ctx, H1Error) else H1Error(400, str(e)))
             return
@@ -448,21 +506,29 @@ class RequestReader:
         self._head = RequestHead()
         self._url = b""
         self._cost = 0
+        self._raw_len = 0
         self._trailers = None
         self._in_head = True
         self._idle = False
+        self._stray = False
+        # only a message that starts a feed can be recovered: its raw head is known exactly
+        self._clean = self._idle_at_feed and self._begun_in_feed == 0
+        self._begun_in_feed += 1
 
     def on_url(self, url: bytes) -> None:
-        self._url += url
+        if self._override is None:
+            self._url += url
 
     def on_header(self, name: bytes, value: bytes) -> None:
         if self._in_head:
-            head = self._head
-            assert head is not None
-            value = _trim(value)
-            head.headers.append((name.lower(), value))
+            if self._override is not None:
+                return  # the framing parse of a recovered head: its real headers are known
+            if value and value[-1] in _OWS:
+                value = value.rstrip(b" \t")
+            headers = self._head.headers  # type: ignore[union-attr]
+            headers.append((name.lower(), value))
             self._cost += 8 + len(name) + len(value)
-            if len(head.headers) > self.limits.max_headers:
+            if len(headers) > self._max_headers:
                 raise H1Error(400, "too many headers")
         else:
             if self._trailers is None:
@@ -473,21 +539,26 @@ class RequestReader:
         head = self._head
         assert head is not None and self._parser is not None
         self._in_head = False
+        self._raw.clear()
         parser = self._parser
         ver = parser.get_http_version()
         if ver[0] == "0":
             raise H1Error(400, "HTTP/0.9 is not supported")
         head.version = 10 if ver == "1.0" else 11
-        if self._method is not None:
-            head.method = self._method
-            self._method = None
+        override = self._override
+        if override is not None:
+            self._override = None
+            head.method, self._url, head.headers = override
+            self._cost = sum(8 + len(n) + len(v) for n, v in head.headers)
         else:
             head.method = parser.get_method()
         head.target = self._url
         if 8 + len(head.method) + len(self._url) + 8 + self._cost > self.limits.max_htx:
             raise H1Error(400, "request head too large")
         _check_request(head)
-        head.upgrade = parser.should_upgrade()
+        if parser.should_upgrade():
+            head.upgrade = True
+            _check_websocket(head.headers)
         self.events.append(head)
 
     def on_body(self, data: bytes) -> None:
@@ -527,7 +598,8 @@ def _check_request(head: RequestHead) -> None:
             kept.append(h)
         headers[:] = kept
     if te is not None:
-        # llhttp (strict) already refused a request whose final coding is not chunked
+        if not te or te[-1] != b"chunked":
+            raise H1Error(400, "final transfer-coding is not chunked")
         if any(t != b"chunked" for t in te):
             raise H1Error(422, "transfer-encoding with a coding other than chunked")
         head.chunked = True
@@ -538,15 +610,54 @@ def _check_request(head: RequestHead) -> None:
             head.close_after = True
     elif cl is not None:
         head.content_length = int(cl)
-    if hosts and head.target[:1] != b"/" and b"://" in head.target:
-        authority = head.target.split(b"://", 1)[1]
-        for sep in (b"/", b"?", b"#"):
-            authority = authority.split(sep, 1)[0]
-        if authority.lower() != hosts[0].lower():
-            raise H1Error(400, "host header differs from the URI authority")
+    if head.target[:1] != b"/" and b"://" in head.target:
+        _check_absolute_uri(head, hosts[0] if hosts else None)
     close, keepalive = consume_connection(headers)
     head.wants_close = close
     head.wants_keepalive = keepalive
+
+
+def _check_websocket(headers: Headers) -> None:
+    if _upgrades_to_websocket(headers):
+        # HAProxy 2.6 checks the handshake key of a WebSocket upgrade (24 base64 characters)
+        key = [v for n, v in headers if n == b"sec-websocket-key"]
+        if len(key) != 1 or len(key[0]) != 24:
+            raise H1Error(400, "websocket upgrade without a valid sec-websocket-key")
+
+
+def _has_token(headers: Headers, lname: bytes, token: bytes) -> bool:
+    for n, v in headers:
+        if n == lname and any(t.lower() == token for t in _split_tokens(v)):
+            return True
+    return False
+
+
+def _upgrades_to_websocket(headers: Headers) -> bool:
+    return _has_token(headers, b"connection", b"upgrade") and _has_token(headers, b"upgrade", b"websocket")
+
+
+_DEFAULT_PORTS = {b"http": b":80", b"https": b":443"}
+
+
+def _check_absolute_uri(head: RequestHead, host: bytes | None) -> None:
+    """An absolute-form target: its authority must match Host (400 otherwise), and a default port
+    in it is dropped (HAProxy 2.6 forwards `http://a:80/x` as `http://a/x`)."""
+    scheme, _, rest = head.target.partition(b"://")
+    end = len(rest)
+    for sep in (b"/", b"?", b"#"):
+        i = rest.find(sep)
+        if 0 <= i < end:
+            end = i
+    authority = rest[:end]
+    default = _DEFAULT_PORTS.get(scheme.lower())
+    if default is not None and authority.endswith(default):
+        authority = authority[: -len(default)]
+        head.target = scheme + b"://" + authority + rest[end:]
+    if host is not None:
+        if default is not None and host.endswith(default):
+            host = host[: -len(default)]
+        if authority.lower() != host.lower():
+            raise H1Error(400, "host header differs from the URI authority")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -558,8 +669,9 @@ class _StopAfterHead(Exception):
 
 
 def _new_response_parser(protocol: object) -> httptools.HttpResponseParser:
+    # servers get llhttp's header leniency (obs-fold, control bytes), less the space before a colon
     p = httptools.HttpResponseParser(protocol)
-    p.set_dangerous_leniencies(**_LENIENCIES)
+    p.set_dangerous_leniencies(**_VALUE_LENIENCIES)
     return p
 
 
@@ -573,6 +685,7 @@ class ResponseReader:
 
     def __init__(self, limits: Limits = DEFAULT_LIMITS) -> None:
         self.limits = limits
+        self._max_headers = limits.max_headers
         self.events: deque[Event] = deque()
         self._parser: httptools.HttpResponseParser | None = _new_response_parser(self)
         self._head: ResponseHead | None = None
@@ -607,7 +720,11 @@ class ResponseReader:
         except HttpParserCallbackError as e:
             ctx = e.__context__
             if isinstance(ctx, _StopAfterHead):
+                # llhttp stopped inside `data`; the connection can be reused only if the head
+                # was the last thing read (nothing we cannot account for followed it)
                 self._parser = None
+                m = _HEAD_END_RE.search(bytes(data))
+                self.reusable = m is not None and m.end() == len(data)
                 self.events.append(END)
                 return
             self._fail(ctx if isinstance(ctx, H1Error) else H1Error(502, "callback failed"))
@@ -629,8 +746,8 @@ class ResponseReader:
         if head is not None and not self._in_head and head.body == "close":
             self.events.append(END)
             self._head = None
-        elif head is not None or self._in_head:
-            self.events.append(H1Error(502, "server closed mid-message"))
+        else:
+            self.events.append(H1Error(502, "server closed before the end of the response", abort=True))
         self._parser = None
 
     def reset_after_head(self) -> None:
@@ -655,15 +772,17 @@ class ResponseReader:
     def on_status(self, reason: bytes) -> None:
         head = self._head
         assert head is not None
-        head.reason += reason
+        head.reason = head.reason + reason if head.reason else reason
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        if name[-1] == 32:
+            raise H1Error(502, "space before the colon of a header name")
         if self._in_head:
-            head = self._head
-            assert head is not None
-            value = _trim(value)
-            head.headers.append((name.lower(), value))
-            if len(head.headers) > self.limits.max_headers:
+            if value and value[-1] in _OWS:
+                value = value.rstrip(b" \t")
+            headers = self._head.headers  # type: ignore[union-attr]
+            headers.append((name.lower(), value))
+            if len(headers) > self._max_headers:
                 raise H1Error(502, "too many headers")
         else:
             if self._trailers is None:
@@ -679,14 +798,13 @@ class ResponseReader:
         head.version = 10 if parser.get_http_version() == "1.0" else 11
         _check_response(head)
         if self.head_request and head.status >= 200:
-            # the body llhttp would wait for does not exist; the parser is dropped after the head
+            # the body llhttp would wait for does not exist: stop it after the head
+            zero_length = head.content_length == 0
             head.body = "none"
-            if head.content_length is None and head.body == "none":
-                pass
             self.events.append(head)
-            if head.content_length == 0:
-                return  # llhttp itself completes the message: keep the parser
-            raise _StopAfterHead()
+            if not zero_length:
+                raise _StopAfterHead()
+            return  # llhttp completes a zero-length message itself
         self.events.append(head)
 
     def on_body(self, data: bytes) -> None:
@@ -702,15 +820,20 @@ def _check_response(head: ResponseHead) -> None:
     """Framing of a response as HAProxy sees it; raises H1Error(502) where HAProxy answers 502."""
     te: list[bytes] | None = None
     cl: bytes | None = None
+    conn = False
     for name, value in head.headers:
-        if name == b"transfer-encoding":
-            te = (te or []) + [t.lower() for t in _split_tokens(value)]
-        elif name == b"content-length":
+        if name == b"content-length":
             cl = value
-    close, keepalive = consume_connection(head.headers)
+        elif name == b"connection":
+            conn = True
+        elif name == b"transfer-encoding":
+            te = (te or []) + [t.lower() for t in _split_tokens(value)]
+    close, keepalive = consume_connection(head.headers) if conn else (False, False)
     head.wants_close = close
     head.wants_keepalive = keepalive
     status = head.status
+    if status == 101 and not _has_token(head.headers, b"connection", b"upgrade"):
+        raise H1Error(502, "101 response without connection: upgrade")
     if status < 200 or status == 204:
         # no body; HAProxy drops the framing headers of a 204 (verified) and of interim responses
         if cl is not None or te is not None:
@@ -921,38 +1044,18 @@ RAW_408 = raw_error(408)
 def parse_errorfile(data: bytes) -> tuple[ResponseHead, bytes]:
     """An `errorfile`'s raw HTTP response, parsed the way HAProxy loads it at startup.
 
-    The body is what follows the head. HAProxy re-encodes the message (names lower-cased, hop-by-hop
-    tokens consumed) and honours the file's own framing: without Content-Length the response is
-    close-delimited. Raises H1Error(500) when the file is not an HTTP response.
+    HAProxy re-encodes the message (names lower-cased, Connection tokens consumed) and honours the
+    file's own framing: without Content-Length the body runs to the end of the file and the response
+    is close-delimited. Raises H1Error(500) when the file is not an HTTP response.
     """
     reader = ResponseReader(Limits(bufsize=1 << 20, maxhdr=1 << 10))
     reader.feed(data)
+    reader.feed_eof()
     head = reader.next_event()
     if not isinstance(head, ResponseHead):
         raise H1Error(500, "errorfile is not a valid HTTP response")
-    body = b""
-    if head.body == "length":
-        end = data.find(b"\n\r\n")
-        end2 = data.find(b"\n\n")
-        ends = [e + 3 for e in (end,) if e >= 0] + [e + 2 for e in (end2,) if e >= 0]
-        start = min(ends) if ends else len(data)
-        body = data[start:start + (head.content_length or 0)]
-    elif head.body in ("close", "chunked"):
-        parts = []
-        while True:
-            ev = reader.next_event()
-            if ev is None:
-                break
-            if isinstance(ev, bytes):
-                parts.append(ev)
-        body = b"".join(parts)
-        if head.body == "close":
-            end = data.find(b"\n\r\n")
-            end2 = data.find(b"\n\n")
-            ends = [e + 3 for e in (end,) if e >= 0] + [e + 2 for e in (end2,) if e >= 0]
-            start = min(ends) if ends else len(data)
-            body = data[start:]
-    return head, body
-
-
-CloseDecision = Callable[[bool], bool]
+    parts = []
+    while (ev := reader.next_event()) is not None:
+        if isinstance(ev, bytes):
+            parts.append(ev)
+    return head, b"".join(parts)

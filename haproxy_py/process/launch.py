@@ -99,7 +99,7 @@ def run(config: Config, opts: Options, rep: Reporter) -> int:
         daemon.report(1)
         return 1
     # runtime messages (server state changes...) carry the pid of the process that serves
-    log.configure(config, quiet=rep.quiet)
+    log.configure(config, quiet=rep.quiet or (g.quiet and not opts.verbose))
     export = make_export_socket()
     block_control_signals()
     signal_old(opts.soft_stop_pids, signal.SIGUSR1)

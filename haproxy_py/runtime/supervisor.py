@@ -26,7 +26,7 @@ from haproxy_py.core.acl import AclError, ProxyRules
 from haproxy_py.runtime.admin import serve_stats_sockets
 from haproxy_py.runtime.checks import run_checks
 from haproxy_py.runtime.connect import BackendRuntime
-from haproxy_py.runtime.http_session import check_http_config, http_session
+from haproxy_py.runtime.http_session import begin_soft_stop, check_http_config, http_session
 from haproxy_py.process.reload import send_listeners
 from haproxy_py.runtime.listeners import ConnLimit, Gate, Listener, accept_loop
 from haproxy_py.runtime.session import FrontendRuntime, tcp_session
@@ -101,6 +101,7 @@ async def serve(config: Config, listeners: list[Listener], *, maxconn: int = DEF
     fe_limits = {name: ConnLimit(workersync.split_limit(fe.proxy.maxconn, count, index))
                  for name, fe in rt.frontends.items()}
     control = StopControl(config=config, workers=list(workers))
+    control.on_soft_stop.append(lambda: begin_soft_stop(rt))
 
     sessions: trio.Nursery | None = None  # set below; sessions' helper tasks start there
 
@@ -243,10 +244,14 @@ class StopControl:
     gate: Gate = attrs.field(factory=lambda: Gate())
     handed_over: bool = False
     workers: list[Worker] = attrs.field(factory=list)
+    # called at soft stop (HTTP: idle keep-alive connections close, busy ones announce close)
+    on_soft_stop: list[Callable[[], object]] = attrs.field(factory=list)
 
     def soft_stop(self) -> None:
         signal_workers(self.workers, signal.SIGUSR1)
         self.accepting.cancel()
+        for callback in self.on_soft_stop:
+            callback()
         hard = self.config.global_.hard_stop_after
         if hard and self.everything is not None:
             self.everything.deadline = min(self.everything.deadline, trio.current_time() + hard / 1000.0)
