@@ -50,6 +50,7 @@ def main() -> int:
     for name, port in BACKENDS:
         print(f"  {name} on 127.0.0.1:{port}")
     print("\nTry:   for i in 1 2 3 4; do curl -s http://127.0.0.1:8080/; done")
+    print("Stats: http://127.0.0.1:8404/stats    Metrics: http://127.0.0.1:8404/metrics")
     print("Stop:  Ctrl-C\n", flush=True)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
