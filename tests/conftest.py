@@ -295,3 +295,25 @@ class Hammer:
             except OSError as e:
                 with self._lock:
                     self.failures.append(repr(e))
+
+
+def stats_command(path: str, line: str) -> str:
+    """One command on a stats socket (one command per connection); the whole answer."""
+    with socket.socket(socket.AF_UNIX) as s:
+        s.settimeout(5)
+        s.connect(path)
+        s.sendall(line.encode() + b"\n")
+        out = b""
+        while chunk := s.recv(65536):
+            out += chunk
+    return out.decode()
+
+
+def stat_field(csv: str, proxy: str, name: str, field: str) -> str:
+    """A field of one row of `show stat` CSV output."""
+    header = csv.splitlines()[0].lstrip("# ").split(",")
+    for line in csv.splitlines()[1:]:
+        fields = line.split(",")
+        if fields[:2] == [proxy, name]:
+            return fields[header.index(field)]
+    raise AssertionError(f"no {proxy}/{name} row in:\n{csv}")

@@ -424,10 +424,10 @@ def test_failed_start_leaves_the_running_stats_socket_alone(running, lb) -> None
 
 def test_disable_health_stops_checks_from_marking_the_server_down(lb) -> None:
     import os
-    import socket as _socket
     import time as _time
 
     from conftest import free_port as _free_port
+    from conftest import stat_field, stats_command
 
     dead = _free_port()
     port = _free_port()
@@ -448,20 +448,10 @@ backend be
 """, [port])
 
     def cmd(line: str) -> str:
-        with _socket.socket(_socket.AF_UNIX) as s:
-            s.settimeout(5)
-            s.connect(sock)
-            s.sendall(line.encode() + b"\n")
-            out = b""
-            while chunk := s.recv(65536):
-                out += chunk
-        return out.decode()
+        return stats_command(sock, line)
 
     def status() -> str:
-        csv = cmd("show stat")
-        head = csv.splitlines()[0].lstrip("# ").split(",")
-        row = next(line.split(",") for line in csv.splitlines()[1:] if line.startswith("be,s1,"))
-        return row[head.index("status")]
+        return stat_field(cmd("show stat"), "be", "s1", "status")
 
     deadline = _time.monotonic() + 5
     while status() != "DOWN" and _time.monotonic() < deadline:
