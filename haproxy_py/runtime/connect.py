@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import _socket
 import errno
-import ipaddress
 import math
 import os
 import socket
@@ -21,7 +20,7 @@ import trio
 from haproxy_py.config.model import Proxy, Server
 from haproxy_py.core.lb import make_balancer
 from haproxy_py.core.lb.base import Balancer, PickContext
-from haproxy_py.core.queue import BackendQueue, Waiter
+from haproxy_py.core.queue import BackendQueue
 from haproxy_py.core.server import ServerState
 from haproxy_py.core.stats import ProxyCounters
 
@@ -92,8 +91,7 @@ class BackendRuntime:
         self.balancer.recalc()
         for s in self.servers:
             if not s.usable:
-                for w in self.queue.drain_server(s):
-                    pass
+                self.queue.drain_server(s)  # its waiters go back to the backend queue
         for s in self.servers:
             self._grant_free_slots(s)
         for observer in self.observers:
@@ -167,8 +165,6 @@ class BackendRuntime:
             self._events.pop(id(waiter), None)
             if waiter.granted is None:
                 self.queue.cancel(waiter)
-            elif not event.is_set():
-                pass
         if waiter.granted is None:
             raise QueueTimeout()
         return waiter.granted
@@ -309,12 +305,3 @@ def _raise_socket_error(sock: socket.socket) -> None:
 async def _finish_connect(sock: socket.socket) -> None:
     await trio.lowlevel.wait_writable(sock)
     _raise_socket_error(sock)
-
-
-def client_ip(peer: object) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    if isinstance(peer, tuple) and peer:
-        try:
-            return ipaddress.ip_address(peer[0])
-        except ValueError:
-            return None
-    return None
