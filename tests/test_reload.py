@@ -195,3 +195,27 @@ def test_grace_keeps_accepting_for_a_while_after_sigusr1(daemons, tcp_servers) -
     assert name == "g" and time.monotonic() - t0 < 0.9
     assert wait_until(lambda: not pid_alive(pid), 5)
     assert time.monotonic() - t0 >= 0.9
+
+
+def test_systemd_readiness_is_announced_with_the_serving_pid(lb, tcp_servers) -> None:
+    import subprocess
+
+    from conftest import lb_command
+
+    srv = tcp_servers("n")
+    port = free_port()
+    notify_path = os.path.join(lb.workdir, "notify.sock")
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.bind(notify_path)
+    notify.settimeout(10)
+    path = lb.write(CFG.format(port=port, name="n", addr=srv.addr, extra=""))
+    proc = subprocess.Popen(lb_command() + ["-db", "-f", path], env=dict(os.environ, NOTIFY_SOCKET=notify_path),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        message = notify.recv(4096).decode()
+        assert message.split("\n") == [f"MAINPID={proc.pid}", "READY=1"]
+        assert pid_listens_on(proc.pid, port)  # ready means serving
+    finally:
+        proc.terminate()
+        proc.wait(5)
+        notify.close()
