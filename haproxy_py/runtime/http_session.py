@@ -31,7 +31,7 @@ import socket
 import sys
 import traceback
 import weakref
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import trio
 
@@ -291,6 +291,27 @@ def begin_soft_stop(rt: Runtime) -> int:
     return closed
 
 
+async def _read_into(sock: socket.socket, reader: Any, wait_first: bool) -> int:
+    """Read once from `sock` into `reader` through a pooled buffer; bytes read, 0 at EOF or reset."""
+    if wait_first:
+        await trio.lowlevel.wait_readable(sock)
+    buf = POOL.get()
+    try:
+        while True:
+            try:
+                n = sock.recv_into(buf)
+                break
+            except BlockingIOError:
+                await trio.lowlevel.wait_readable(sock)
+            except OSError:
+                return 0
+        if n:
+            reader.feed(memoryview(buf)[:n])
+        return n
+    finally:
+        POOL.put(buf)
+
+
 class _ClientGone(Exception):
     """The client closed or reset while we needed it: end the session without answering."""
 
@@ -493,24 +514,7 @@ class HttpSession:
 
         Waits for readability first unless `optimistic` (a failed read costs a syscall, a wait a
         scheduler pass: read first only where data is likely there already)."""
-        sock = self.client
-        if not optimistic:
-            await trio.lowlevel.wait_readable(sock)
-        buf = POOL.get()
-        try:
-            while True:
-                try:
-                    n = sock.recv_into(buf)
-                    break
-                except BlockingIOError:
-                    await trio.lowlevel.wait_readable(sock)
-                except OSError:
-                    return 0
-            if n:
-                self.reader.feed(memoryview(buf)[:n])
-            return n
-        finally:
-            POOL.put(buf)
+        return await _read_into(self.client, self.reader, wait_first=not optimistic)
 
     async def _send(self, data: bytes) -> None:
         """Write everything to the client, each wait within `timeout client`; raises _ClientGone."""
@@ -872,26 +876,10 @@ class HttpSession:
 
     async def _recv_server(self, sc: ServerConn) -> int:
         """Wait for and read once from the server into its parser (EOF and resets are fed too)."""
-        sock = sc.sock
-        await trio.lowlevel.wait_readable(sock)
-        buf = POOL.get()
-        try:
-            while True:
-                try:
-                    n = sock.recv_into(buf)
-                    break
-                except BlockingIOError:
-                    await trio.lowlevel.wait_readable(sock)
-                except OSError:
-                    n = 0
-                    break
-            if n:
-                sc.reader.feed(memoryview(buf)[:n])
-            else:
-                sc.reader.feed_eof()
-            return n
-        finally:
-            POOL.put(buf)
+        n = await _read_into(sc.sock, sc.reader, wait_first=True)
+        if n == 0:
+            sc.reader.feed_eof()
+        return n
 
     async def _relay(self, req: RequestHead, txn: Txn | None, be: HttpProxy, sc: ServerConn, mode: int, server_keep: bool,
                      body: _BodyState, t0: float, t_conn: float) -> bool:
