@@ -190,7 +190,10 @@ class Origin:
                 c.sendall(out[0])
                 return False
             assert isinstance(out, bytes)
-            c.sendall(out)
+            try:
+                c.sendall(out)
+            except OSError:  # the proxy gave up on this response (its client went away)
+                return False
         return True
 
 

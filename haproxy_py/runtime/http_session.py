@@ -29,12 +29,14 @@ import ipaddress
 import math
 import socket
 import sys
+import time
 import traceback
 import weakref
 from typing import TYPE_CHECKING, Any
 
 import trio
 
+from haproxy_py import logformat
 from haproxy_py.config.model import Config, ForwardFor, Proxy
 from haproxy_py.core import http1
 from haproxy_py.core.acl import AclError, AclSet, ProxyRules, Verdict, run_tcp_rules
@@ -69,8 +71,10 @@ from haproxy_py.core.rewrite import (
 from haproxy_py.core.server import ServerState
 from haproxy_py.core.stats import ProxyCounters, count_server_response
 from haproxy_py.runtime import admin
-from haproxy_py.runtime.connect import BackendRuntime, ConnectFailed, NoServer, QueueTimeout
+from haproxy_py.logformat import LogRecord
+from haproxy_py.runtime.connect import BackendRuntime, ConnectFailed, ConnectTiming, NoServer, QueueTimeout
 from haproxy_py.runtime.forward import POOL, Activity, pump
+from haproxy_py.runtime.session import _fill_connect
 
 if TYPE_CHECKING:
     from haproxy_py.runtime.session import FrontendRuntime
@@ -87,6 +91,10 @@ _CONNECT = b"CONNECT"
 
 def _seconds(ms: int | None) -> float:
     return math.inf if not ms else ms / 1000.0
+
+
+def _ms(seconds: float) -> int:
+    return int(seconds * 1000)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -271,6 +279,11 @@ def take_idle(server: ServerState, check: bool = True) -> ServerConn | None:
 # moves its deadline as it goes from one phase to the next. A timeout unwinds to `run`, where the
 # phase says what HAProxy does then.
 P_IDLE, P_HEAD, P_CONNECT, P_BODY, P_SERVER, P_RESPONSE, P_WRITE, P_DRAIN, P_TUNNEL = range(9)
+# the second character of a log line's termination state, for a session that ends in each phase
+_PHASE_STATES = {P_IDLE: "R", P_HEAD: "R", P_CONNECT: "C", P_SERVER: "H"}
+# the termination state of a timeout in each phase past the request head
+_TIMEOUT_STATES = {P_CONNECT: "sC", P_SERVER: "sH", P_RESPONSE: "sD", P_BODY: "cD", P_WRITE: "cD", P_DRAIN: "cD",
+                   P_TUNNEL: "cD"}
 
 
 # Soft stop (SIGUSR1): the runtimes stopping, and the live sessions of each, so that idle keep-alive
@@ -333,10 +346,14 @@ async def http_session(conn: socket.socket, frontend: FrontendRuntime, rt: Runti
         pass
     except Exception:  # noqa: BLE001 - a bug must cost one connection, never the process
         counters.internal_errors += 1
+        if session is not None:
+            session._terminate("I" + _PHASE_STATES.get(session._phase, "D"))
         print(f"haproxy-py: internal error in an HTTP session:\n{traceback.format_exc()}", file=sys.stderr)
     finally:
         if session is not None:
             session.release()
+            if session._rec is not None:
+                session.log_unfinished()
         counters.session_ended()
 
 
@@ -369,6 +386,18 @@ class HttpSession:
         self._peek_idle = True  # check an idle server connection before reusing it
         fe = self.fe
         _LIVE.add(self)
+        # traffic log: one LogRecord per transaction, only when the frontend has a log format
+        px = frontend.proxy
+        self._log = bool(px.logs and px.log_format)
+        self._rec: LogRecord | None = None
+        self._t_first: float | None = None  # when the current request's first byte arrived
+        self._rx = 0  # bytes read from the client, for %U
+        self._rx_mark = 0  # ... up to the end of the previous transaction
+        self._local = local if isinstance(local, tuple) else None
+        if px.logs:
+            self._wall0 = time.time() - self.t_last  # converts trio's clock to wall-clock time
+            if not px.log_format:
+                logformat.log_connect(px, self.peer, local)
         # a transaction object (for rules, fetches and the stats page) only where something uses it
         self._needs_txn = bool(fe.req_rules or fe.res_rules or frontend.rules.switching or fe.proxy.stats.enabled
                                or fe.monitor_fail is not None)
@@ -442,6 +471,8 @@ class HttpSession:
                 self.reader.resume_after_refused_upgrade()
 
     def _end_transaction(self) -> None:
+        if self._rec is not None:
+            self._log_transaction()
         self.done += 1
         self.t_last = self._t_end or trio.current_time()
         self._t_end = 0.0
@@ -456,9 +487,16 @@ class HttpSession:
         if phase in (P_IDLE, P_HEAD):
             fe.counters.request_errors += 1
             fe.counters.count_status(408)
+            if self._log:
+                self._bad_request(408, "cR")
             await self._send(http1.RAW_408)
+            if self._rec is not None:
+                self._log_transaction()
             return False
         current = self._current
+        rec = self._rec
+        if rec is not None:
+            rec.termination = _TIMEOUT_STATES.get(phase, "cD")
         if phase == P_SERVER and current is not None:
             req, be, mode = current
             sc = self.server_conn
@@ -481,17 +519,25 @@ class HttpSession:
         first = self.done == 0
         self._deadline(self.t_last, fe.t_request if first else fe.t_keepalive, P_IDLE)
         optimistic = first  # a new client usually sent its request already; a kept one has not
+        log = self._log
+        self._t_first = None
         while True:
             ev = reader.next_event()
             if ev is not None:
                 if type(ev) is RequestHead:
                     if ev.upgrade or not ev.has_body:
                         reader.next_event()  # its EndOfMessage, queued with the head
+                    if log:
+                        self._open_record(ev)
                     return ev
                 if type(ev) is H1Error:
                     fe.counters.request_errors += 1
                     fe.counters.count_status(ev.status)
+                    if log:
+                        self._bad_request(ev.status, "PR")
                     await self._send(http1.raw_error(ev.status))
+                    if self._rec is not None:
+                        self._log_transaction()
                     return None
                 continue  # leftovers of a message we stopped caring about
             if reader.stopped:
@@ -506,15 +552,79 @@ class HttpSession:
                     # answers 400 (then closes)
                     fe.counters.request_errors += 1
                     fe.counters.count_status(400)
+                    if log:
+                        self._bad_request(400, "CR")
                     await self._send(http1.RAW_400)
+                    if self._rec is not None:
+                        self._log_transaction()
                 return None
+            if log and self._t_first is None:
+                self._t_first = trio.current_time()
 
     async def _recv_client(self, optimistic: bool = False) -> int:
         """Read once from the client into the request parser; bytes read, 0 at EOF or reset.
 
         Waits for readability first unless `optimistic` (a failed read costs a syscall, a wait a
         scheduler pass: read first only where data is likely there already)."""
-        return await _read_into(self.client, self.reader, wait_first=not optimistic)
+        n = await _read_into(self.client, self.reader, wait_first=not optimistic)
+        self._rx += n
+        return n
+
+    # -- the traffic log (option httplog, log-format): one line per transaction ------------------
+    def _open_record(self, req: RequestHead | None) -> LogRecord:
+        """Start the log record of the transaction whose request head (None: an invalid request)
+        just arrived. As in HAProxy, a transaction's clock starts at the end of the previous one
+        (or the accept): Ti is the idle time before the request's first byte, TR its head."""
+        now = trio.current_time()
+        t_first = self._t_first
+        start = t_first if t_first is not None and t_first > self.t_last else self.t_last
+        rec = LogRecord(client=self.peer if isinstance(self.peer, tuple) else None, frontend_addr=self._local,
+                        accept_time=self._wall0 + self.t_last, request_time=self._wall0 + start,
+                        frontend=self.fe.proxy.name, Ti=_ms(start - self.t_last))
+        if req is not None:
+            rec.TR = _ms(now - start)
+            rec.method = method = req.method.decode("latin-1")
+            rec.uri = uri = req.target.decode("latin-1")
+            rec.version = version = "HTTP/1.0" if req.version == 10 else "HTTP/1.1"
+            rec.request_line = f"{method} {uri} {version}"
+        self._rec_start = start
+        self._rec = rec
+        return rec
+
+    def _bad_request(self, status: int, termination: str) -> None:
+        """The record of a request that never was (<BADREQ>): 400, 408. HAProxy counts no bytes
+        for these answers (its connection layer sends them)."""
+        rec = self._open_record(None)
+        rec.status = status
+        rec.termination = termination
+
+    def _log_transaction(self) -> None:
+        """Finish the current record (its end: the transaction's last byte) and send its line."""
+        rec = self._rec
+        assert rec is not None
+        self._rec = None
+        end = self._t_end or trio.current_time()
+        rec.Ta = _ms(end - self._rec_start)
+        rec.Tt = _ms(end - self.t_last)
+        timers = (rec.Ti, rec.TR, rec.Tw, rec.Tc, rec.Tr)
+        rec.Td = rec.Tt - sum(timers) if min(timers) >= 0 else -1
+        rec.bytes_uploaded = self._rx - self._rx_mark
+        self._rx_mark = self._rx
+        frontend = self.frontend
+        rec.feconn = frontend.counters.current
+        limit = frontend.global_limit
+        rec.actconn = limit.current if limit is not None else rec.feconn
+        if self._backend is not None:
+            rec.beconn = self._backend.counters.current
+        logformat.log_session(frontend.proxy, rec)
+
+    def log_unfinished(self) -> None:
+        """The connection ended inside a transaction: log it with who ended it and when."""
+        rec = self._rec
+        assert rec is not None
+        if rec.termination == "--":
+            rec.termination = "C" + _PHASE_STATES.get(self._phase, "D")
+        self._log_transaction()
 
     async def _send(self, data: bytes) -> None:
         """Write everything to the client, each wait within `timeout client`; raises _ClientGone."""
@@ -570,6 +680,8 @@ class HttpSession:
                 reply = fe.pages.reply(503)
             else:
                 self._backend = backend
+                if self._rec is not None:
+                    self._rec.backend = backend.proxy.name
                 be = _CONTEXTS.get(backend) or http_context(backend)
                 be.counters.request_seen()
                 if txn is None and (be.req_rules or be.res_rules or be.proxy.stats.enabled):
@@ -587,6 +699,12 @@ class HttpSession:
                 fe.counters.denied_requests += 1
             elif reply.kind != "error":
                 fe.counters.intercepted += 1
+            rec = self._rec
+            if rec is not None:
+                if reply.kind == "monitor":
+                    self._rec = None  # HAProxy does not log monitor-uri requests
+                elif rec.termination == "--":
+                    rec.termination = _REPLY_STATES.get(reply.kind, "LR")
             return await self._local_reply(req, reply, mode, be)
         assert backend is not None
         if fe.forwardfor is not None or be.forwardfor is not None:
@@ -597,13 +715,24 @@ class HttpSession:
     def _service(self, req: RequestHead) -> LocalReply:
         """`http-request use-service prometheus-exporter` (the only service there is)."""
         method, target, headers = _admin_request(req)
+        self._log_service("<PROMEX>")
         return _admin_reply(req, *admin.prometheus_response(self.rt, method, target, headers))
+
+    def _log_service(self, name: str) -> None:
+        """A request answered by a service (stats page, exporter) logs it as its server, with zero
+        queue, connect and response times, and the proxy that served it as its backend."""
+        rec = self._rec
+        if rec is not None:
+            rec.server = name
+            rec.backend = self._backend.proxy.name if self._backend is not None else None
+            rec.Tw = rec.Tc = rec.Tr = 0
 
     async def _stats_page(self, req: RequestHead, txn: Txn, proxy: Proxy) -> LocalReply | None:
         """`stats enable` / `stats uri` of `proxy`: the page, its CSV/JSON, or an admin form POST."""
         method, target, headers = _admin_request(req)
         if not admin.is_stats_request(proxy, target):
             return None
+        self._log_service("<STATS>")
         body = b""
         if req.has_body:
             got = await self._read_request_body()
@@ -655,6 +784,12 @@ class HttpSession:
         name = be.ff_header if be.forwardfor is not None else fe.ff_header
         http1.add_forwarded_for(req.headers, name, self.src, if_none)
 
+    def _terminate(self, state: str) -> None:
+        """Record why the current transaction ends abnormally (first cause wins)."""
+        rec = self._rec
+        if rec is not None and rec.termination == "--":
+            rec.termination = state
+
     def _client_keep(self, req: RequestHead, mode: int) -> bool:
         return req.client_keepalive and not req.close_after and mode != CLOSE and not (
             _STOPPING and id(self.rt) in _STOPPING)
@@ -675,8 +810,13 @@ class HttpSession:
         out = response_head_bytes(reply.head, keep, req.version)
         if req.method != _HEAD and reply.body:
             out += reply.body
+        rec = self._rec
+        if rec is not None:
+            rec.status = status
         await self._send(out)
         fe.counters.bytes_out += len(out)
+        if rec is not None:
+            rec.bytes_read += len(out)
         if drain:
             keep = await self._drain_request_body()
         return keep
@@ -733,13 +873,22 @@ class HttpSession:
         # a safe request without a body is sent again if the idle connection turns out dead, so it
         # skips the liveness peek; any other request checks the connection before using it
         self._peek_idle = req.has_body or req.method not in _SAFE_METHODS
+        rec = self._rec
         try:
             while True:
                 self._reused = None
+                timing = ConnectTiming() if rec is not None else None
                 try:
-                    sock, server = await backend.connect(pick, self.dst_port, None if fresh_only else self._idle)
-                except (NoServer, QueueTimeout, ConnectFailed):
+                    sock, server = await backend.connect(pick, self.dst_port, None if fresh_only else self._idle,
+                                                         timing)
+                except (NoServer, QueueTimeout, ConnectFailed) as e:
+                    if rec is not None and timing is not None:
+                        _fill_connect(rec, timing, getattr(e, "server", None), backend)
                     return await self._error(req, 503, be, mode)
+                if rec is not None and timing is not None:
+                    _fill_connect(rec, timing, server, backend)
+                    if rec.Tc < 0:
+                        rec.Tc = 0  # a reused connection: no connect
                 reused = self._reused
                 sc = reused if reused is not None and reused.sock is sock else ServerConn(sock, server, self.limits)
                 self.server_conn = sc
@@ -748,6 +897,10 @@ class HttpSession:
                 except _RetryFresh:
                     fresh_only = True
                 finally:
+                    if rec is not None:
+                        # the server's other connections (HAProxy's cur_sess: a queued request
+                        # this release hands the slot to has not connected yet)
+                        rec.srv_conn = server.served - 1
                     backend.release(server)
                     if self.server_conn is sc:  # not parked: done with it
                         self.server_conn = None
@@ -783,6 +936,8 @@ class HttpSession:
             # and server timeouts) so that the client connection can stay open
         if keep is None:
             # the request failed mid-body before any response: the transaction is abandoned
+            if self._rec is not None and self._rec.termination == "--":
+                self._rec.termination = "PD" if body.error else "CD"
             if body.error:
                 self.fe.counters.request_errors += 1
                 self.fe.counters.count_status(body.error)
@@ -802,6 +957,8 @@ class HttpSession:
         be.counters.bytes_out += n
         if be is not self.fe:
             self.fe.counters.bytes_out += n
+        if self._rec is not None:
+            self._rec.bytes_read += n
 
     async def _send_server(self, sc: ServerConn, data: bytes, be: HttpProxy) -> None:
         """Write everything to the server, each wait within `timeout server` (raises OSError)."""
@@ -896,6 +1053,7 @@ class HttpSession:
             if ev is None:
                 if reader.stopped:
                     _response_error(server, be)
+                    self._terminate("PH")
                     return await self._error(req, 502, be, mode, not body.done)
                 if body.done:
                     self._deadline(t_conn if received == 0 else trio.current_time(), t_server, P_SERVER)
@@ -916,14 +1074,20 @@ class HttpSession:
                 break
             _response_error(server, be)  # an H1Error, or END/Upgrade before any head
             if type(ev) is H1Error and ev.abort:
+                self._terminate("SH")
                 return await self._server_error(req, 502, be, mode, not body.done)
+            self._terminate("PH")
             return await self._error(req, 502, be, mode, not body.done)
         if body is not _NO_BODY:
             body.response_started = True
         t_resp = trio.current_time()
+        rec = self._rec
         if head.status == 101 and not req.upgrade:
             _response_error(server, be)
+            self._terminate("PH")
             return await self._error(req, 502, be, mode, not body.done)
+        if rec is not None:
+            rec.Tr = _ms(t_resp - t_conn)
         rewritten = False
         if txn is not None and (be.res_rules or fe.res_rules):
             txn.set_response(head)
@@ -937,6 +1101,8 @@ class HttpSession:
         if be is not fe:
             be.counters.count_status(status)
         count_server_response(server, status)
+        if rec is not None:
+            rec.status = status
         tunnel = status == 101 or (req.method == _CONNECT and 200 <= status < 300)
         keep = self._client_keep(req, mode) and head.body != "close"
         out_chunked = head.body == "chunked"
@@ -975,6 +1141,7 @@ class HttpSession:
                     sent += len(data)
                     break
                 else:  # truncated or invalid body after the head was sent: cut the connection
+                    self._terminate("SD")
                     if parts:
                         data = b"".join(parts)
                         await self._send(data)
@@ -1073,6 +1240,8 @@ class _BodyState:
 
 
 _NO_BODY = _BodyState(False)  # shared by requests without a body: never written to
+# termination states of local replies, by LocalReply.kind (any other: "LR")
+_REPLY_STATES = {"deny": "PR", "error": "PR"}
 
 
 def _expects_continue(req: RequestHead) -> bool:
