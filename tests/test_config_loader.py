@@ -513,6 +513,20 @@ def test_proxy_ids_follow_declaration_order() -> None:
     assert [(p.name, p.id) for p in result.config.proxies] == [("f", 2), ("b", 1), ("l", 3)]
 
 
+def test_a_global_stats_socket_takes_proxy_id_1() -> None:
+    # HAProxy 2.6's `show stat` iid: fe 2, be 3, li 4 with `stats socket` in global; 1, 2, 3 without
+    result = load("""
+        global
+            stats socket /tmp/haproxy-py-test.sock
+        frontend fe
+            bind :1
+        backend be
+        listen li
+            bind :2
+    """)
+    assert [(p.name, p.id) for p in result.config.proxies] == [("fe", 2), ("be", 3), ("li", 4)]
+
+
 def test_env_in_addresses_and_setenv() -> None:
     result = load("""
         global

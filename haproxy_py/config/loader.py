@@ -454,6 +454,8 @@ class _Parser:
         glob = Global(**{k: v for k, v in gvals.items() if k in known})
         proxies: list[Proxy] = []
         used_ids = {d.values["id"] for d in self.proxies if "id" in d.values}
+        if glob.stats_sockets:
+            used_ids.add(1)  # HAProxy's internal GLOBAL proxy (the stats socket's) takes id 1 first
         next_id = 1
         proxy_fields = set(attrs.fields_dict(Proxy))
         for draft in self.proxies:
