@@ -33,7 +33,7 @@ import attrs
 import trio
 
 from haproxy_py import metrics, version
-from haproxy_py.core import stats
+from haproxy_py.core import stats, stats_typed
 from haproxy_py.core.stats import Snapshot, snapshot
 
 if TYPE_CHECKING:
@@ -165,6 +165,21 @@ def usage_message(args: list[str], *, is_help: bool, level: int,
     else:
         out += "".join(kw.usage + "\n" for kw in table if kw.words[:length] == tuple(args[:length]))
     return out + _TRAILER
+
+
+def _output_format(words: list[str]) -> str | None:
+    """`typed` or `json`, whichever of the two comes last (HAProxy keeps the last one), or None."""
+    return next((w for w in reversed(words) if w in ("typed", "json")), None)
+
+
+def _atoi(word: str) -> int:
+    """C's atoi(): the leading decimal number of `word`, 0 when there is none."""
+    text = word.lstrip()
+    sign = -1 if text[:1] == "-" else 1
+    if text[:1] in "+-":
+        text = text[1:]
+    digits = len(text) - len(text.lstrip("0123456789"))
+    return sign * int(text[:digits]) if digits else 0
 
 
 def split_commands(line: str) -> list[list[str]]:
@@ -436,38 +451,39 @@ class CliSession:
 
     # -- commands ----------------------------------------------------------------------------
     def cmd_show_info(self, args: list[str]) -> str:
+        words = args[2:]
+        fmt = _output_format(words)
+        if fmt == "typed":
+            return stats_typed.render_info_typed(self.snapshot(), desc="desc" in words, floats="float" in words)
         info = self.snapshot().info
-        if "json" in args[2:]:
+        if fmt == "json":
             items = [{"field": {"pos": i, "name": k}, "processNum": 1, "tags": {},
                       "value": {"type": "u32" if isinstance(v, int) else "str", "value": v}}
                      for i, (k, v) in enumerate(info.items())]
             return json.dumps(items, indent=2) + "\n"
-        if "typed" in args[2:]:
-            return "".join(f"{i}.{k}.1:POS:{'u32' if isinstance(v, int) else 'str'}:{v}\n"
-                           for i, (k, v) in enumerate(info.items()))
         return "".join(f"{k}: {v}\n" for k, v in info.items())
 
     def cmd_show_stat(self, args: list[str]) -> str:
+        """`show stat [{<iid>|<proxy>} <type> <sid>] [typed|json] [desc] [up] [no-maint]`, parsed as
+        HAProxy does: when three words follow `show stat`, the first three are the object filter."""
         rest = args[2:]
-        flags = {a for a in rest if a in ("json", "typed", "up", "no-maint", "desc")}
-        pos = [a for a in rest if a not in flags]
         iid, types, sid, proxy = -1, -1, -1, None
-        if len(pos) >= 3:
-            try:
-                types, sid = int(pos[1]), int(pos[2])
-            except ValueError:
-                types, sid = -1, -1
+        if len(rest) >= 3 and all(rest[:3]):
+            if self.rt.config.backend(rest[0]) is not None or rest[0] in self.rt.frontends:
+                proxy = rest[0]
             else:
-                try:
-                    iid = int(pos[0])
-                except ValueError:
-                    proxy = pos[0]
-                    if self.rt.config.backend(proxy) is None and proxy not in self.rt.frontends:
-                        raise CliError("No such proxy.\n")
+                iid = _atoi(rest[0])
+                if iid == 0:
+                    raise CliError("No such proxy.\n")
+            types, sid = _atoi(rest[1]), _atoi(rest[2])
+            rest = rest[3:]
+        fmt = _output_format(rest)
         snap = self.snapshot()
-        filters: dict[str, Any] = dict(iid=iid, types=types, sid=sid, proxy=proxy, hide_down="up" in flags,
-                                       no_maint="no-maint" in flags)
-        if "json" in flags:
+        filters: dict[str, Any] = dict(iid=iid, types=types, sid=sid, proxy=proxy, hide_down="up" in rest,
+                                       no_maint="no-maint" in rest)
+        if fmt == "typed":
+            return stats_typed.render_stat_typed(snap, desc="desc" in rest, **filters)
+        if fmt == "json":
             return json.dumps(stats.json_rows(snap, **filters)) + "\n"
         text = stats.render_csv(snap, **filters)
         return text[:-1]  # render_csv ends with the blank line the CLI adds itself
