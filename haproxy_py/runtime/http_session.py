@@ -70,7 +70,7 @@ from haproxy_py.core.rewrite import (
 )
 from haproxy_py.core.server import ServerState
 from haproxy_py.core.stats import ProxyCounters, count_server_response
-from haproxy_py.runtime import admin
+from haproxy_py.runtime import admin, http_fastpath
 from haproxy_py.logformat import LogRecord
 from haproxy_py.runtime.connect import BackendRuntime, ConnectFailed, ConnectTiming, NoServer, QueueTimeout
 from haproxy_py.runtime.forward import POOL, Activity, pump
@@ -120,6 +120,9 @@ class HttpProxy:
         self.monitor_fail = (compile_condition(acls, proxy.monitor_fail, proxy.where)
                              if proxy.monitor_fail is not None else None)
         self.ignore_probes = "http-ignore-probes" in proxy.options
+        # requests through this proxy can be served by the keep-alive fast path (runtime/http_fastpath)
+        self.fast = (not self.req_rules and not self.res_rules and not proxy.stats.enabled and self.mode == KEEPALIVE
+                     and self.monitor_uri is None and self.monitor_fail is None)
         t = proxy.timeouts
         self.t_client = _seconds(t.client)
         self.t_server = _seconds(t.server)
@@ -205,7 +208,7 @@ def check_http_config(config: Config) -> list[str]:
 class ServerConn:
     """A connection to a server, with its response parser."""
 
-    __slots__ = ("sock", "server", "reader", "idle_since", "reused")
+    __slots__ = ("sock", "server", "reader", "idle_since", "reused", "watcher")
 
     def __init__(self, sock: socket.socket, server: ServerState, limits: Limits) -> None:
         self.sock = sock
@@ -213,8 +216,12 @@ class ServerConn:
         self.reader = ResponseReader(limits)
         self.idle_since = 0.0
         self.reused = False
+        # the keep-alive fast path that has this socket in its epoll set (it stays there while idle)
+        self.watcher: http_fastpath.FastPath | None = None
 
     def close(self) -> None:
+        if self.watcher is not None:
+            self.watcher.forget(self)
         try:
             self.sock.close()
         except OSError:
@@ -238,12 +245,21 @@ def park(sc: ServerConn, now: float) -> None:
     lst.append(sc)
 
 
-def take_idle(server: ServerState, check: bool = True) -> ServerConn | None:
+def discard_idle(sc: ServerConn) -> None:
+    """An idle connection turned out unusable (the server closed it, or sent bytes unasked)."""
+    lst = _IDLE.get(sc.server)
+    if lst is not None and sc in lst:
+        lst.remove(sc)
+    sc.close()
+
+
+def take_idle(server: ServerState, check: bool = True, fast: bool = False) -> ServerConn | None:
     """The most recently parked usable connection to `server`, or None; stale ones are closed.
 
     `check` peeks at the socket first: a live idle connection has nothing to read, EOF or stray
     bytes make it unusable. Without it, a connection the server closed meanwhile is found out by
-    the exchange that uses it (which then retries on a new one)."""
+    the exchange that uses it (which then retries on a new one). `fast`: taken by the fast path,
+    which keeps the socket in its epoll set; a session task waits on it through trio instead."""
     lst = _IDLE.get(server)
     if not lst:
         return None
@@ -258,11 +274,15 @@ def take_idle(server: ServerState, check: bool = True) -> ServerConn | None:
             return None
         if not check:
             sc.reused = True
+            if sc.watcher is not None and not fast:
+                sc.watcher.forget(sc)
             return sc
         try:
             sc.sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
         except BlockingIOError:
             sc.reused = True
+            if sc.watcher is not None and not fast:
+                sc.watcher.forget(sc)
             return sc
         except OSError:
             pass
@@ -394,6 +414,9 @@ class HttpSession:
         self._rx = 0  # bytes read from the client, for %U
         self._rx_mark = 0  # ... up to the end of the previous transaction
         self._local = local if isinstance(local, tuple) else None
+        # between requests the connection may wait in the keep-alive fast path (no traffic log
+        # there: a logged transaction takes the task path)
+        self.fast_ok = fe.fast and not frontend.rules.switching and not self._log
         if px.logs:
             self._wall0 = time.time() - self.t_last  # converts trio's clock to wall-clock time
             if not px.log_format:
@@ -469,6 +492,17 @@ class HttpSession:
                 return
             if req.upgrade:
                 self.reader.resume_after_refused_upgrade()
+            elif self.fast_ok and self.reader.idle:
+                fast = http_fastpath.current()
+                if fast is not None:
+                    self._scope.deadline = math.inf  # the fast path keeps the timeouts meanwhile
+                    if await fast.park(self) == http_fastpath.CLOSED:
+                        return
+
+    def fast_backend(self, backend: BackendRuntime) -> HttpProxy | None:
+        """`backend`'s HTTP context if the fast path can forward to it, else None."""
+        be = _CONTEXTS.get(backend) or http_context(backend)
+        return be if be.fast else None
 
     def _end_transaction(self) -> None:
         if self._rec is not None:

@@ -3,6 +3,7 @@
 ```
 serve
  ├─ signals            SIGUSR1 soft stop, SIGTERM/SIGINT hard stop
+ ├─ http fast path     serves the keep-alive requests of parked mode-http sessions (http_fastpath)
  └─ sessions nursery   one task per client connection
      └─ acceptors      one accept loop per listening socket (cancelled on soft stop)
 ```
@@ -23,6 +24,7 @@ from haproxy_py.config.model import Config
 from haproxy_py.core import workersync
 from haproxy_py.process.workers import Worker, reap, signal_workers
 from haproxy_py.core.acl import AclError, ProxyRules
+from haproxy_py.runtime import http_fastpath
 from haproxy_py.runtime.admin import serve_stats_sockets
 from haproxy_py.runtime.checks import run_checks
 from haproxy_py.runtime.connect import BackendRuntime
@@ -132,6 +134,8 @@ async def serve(config: Config, listeners: list[Listener], *, maxconn: int = DEF
             if workers:
                 for be in rt.backends.values():
                     be.observers.append(lambda b: _broadcast(b, control.workers))
+        if any(fe.proxy.mode == "http" for fe in rt.frontends.values()):
+            await outer.start(http_fastpath.serve)
         async with trio.open_nursery() as sessions:
             with control.accepting:
                 async with trio.open_nursery() as acceptors:

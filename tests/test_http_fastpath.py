@@ -1,0 +1,195 @@
+"""The keep-alive fast path (runtime/http_fastpath.py): what it serves behaves as the session task
+would, and what it cannot serve goes back to the task. The runtime is the real `serve()`; clients
+are blocking sockets in threads; origins are real servers on loopback."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import trio
+from http_backends import Origin, free_port, read_response, text_response
+from test_http_counters import running
+
+from haproxy_py.runtime import http_fastpath
+
+
+def cfg(port: int, servers: list[str], defaults: str = "") -> str:
+    lines = ["defaults", "    mode http", "    timeout connect 1s", "    timeout client 5s", "    timeout server 5s",
+             defaults, "frontend fe", f"    bind 127.0.0.1:{port}", "    default_backend be", "backend be"]
+    lines += [f"    server s{i} {addr}" for i, addr in enumerate(servers, 1)]
+    return "\n".join(lines) + "\n"
+
+
+def exchange(s: socket.socket, path: str) -> tuple[int, bytes]:
+    s.sendall(f"GET {path} HTTP/1.1\r\nHost: h\r\n\r\n".encode())
+    status, _, body = read_response(s)
+    return status, body
+
+
+def session(port: int, paths: list[str]) -> list[tuple[int, bytes]]:
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        return [exchange(s, p) for p in paths]
+
+
+def by_path(req) -> bytes:  # type: ignore[no-untyped-def]
+    return text_response(req.url)
+
+
+async def test_keepalive_requests_after_the_first_are_served_here_and_counted() -> None:
+    origin = Origin("s1", respond=by_path)
+    port = free_port()
+    try:
+        async with running(cfg(port, [origin.addr])) as rt:
+            fast = http_fastpath.current()
+            assert fast is not None
+            got = await trio.to_thread.run_sync(session, port, [f"/{i}" for i in range(10)])
+            fe, be = rt.frontends["fe"].counters, rt.backends["be"].counters
+            server = rt.backends["be"].servers[0]
+            assert got == [(200, f"/{i}".encode()) for i in range(10)]
+            assert fast.served == 9  # the first request of a connection never reuses (http-reuse safe)
+            assert origin.accepted == 1
+            assert fe.requests_total == 10 and be.requests_total == 10 and fe.http_responses[2] == 10
+            assert server.counters.sessions_total == 10 and server.served == 0 and be.current == 0
+            answered = sum(len(text_response(f"/{i}".encode())) for i in range(10))
+            assert server.counters.bytes_out == answered and be.bytes_out == answered
+            assert server.counters.bytes_in == sum(len(r.raw) for r in origin.requests)
+    finally:
+        origin.close()
+
+
+async def test_an_idle_server_connection_the_server_closed_is_not_used() -> None:
+    # the origin closes each connection right after answering, without saying so
+    origin = Origin("s1", respond=lambda req: (text_response(req.url), "close"))
+    port = free_port()
+    try:
+        async with running(cfg(port, [origin.addr])):
+            got = await trio.to_thread.run_sync(session, port, ["/a", "/b", "/c"])
+    finally:
+        origin.close()
+    assert got == [(200, b"/a"), (200, b"/b"), (200, b"/c")]
+    assert origin.accepted == 3
+
+
+async def test_a_server_timeout_answers_504_and_the_connection_goes_on() -> None:
+    origin = Origin("s1", respond=lambda req: "hang" if req.url == b"/slow" else text_response(req.url))
+    port = free_port()
+    try:
+        async with running(cfg(port, [origin.addr], "    timeout server 300ms")) as rt:
+            fast = http_fastpath.current()
+            t0 = time.monotonic()
+            got = await trio.to_thread.run_sync(session, port, ["/a", "/slow", "/b", "/c"])
+            elapsed = time.monotonic() - t0
+            # /slow timed out here; /b needed a new server connection (the task's job), /c did not
+            assert fast is not None and fast.served == 1
+            be = rt.backends["be"]
+            assert be.servers[0].counters.response_errors == 1 and be.counters.current == 0
+    finally:
+        origin.close()
+    assert [g[0] for g in got] == [200, 504, 200, 200] and got[2][1] == b"/b" and got[3][1] == b"/c"
+    assert 0.25 < elapsed < 3
+
+
+async def test_an_idle_client_connection_closes_silently_after_the_keepalive_timeout() -> None:
+    origin = Origin("s1")
+    port = free_port()
+    try:
+        async with running(cfg(port, [origin.addr], "    timeout http-keep-alive 200ms")):
+            def idle_then_read() -> tuple[float, bytes]:
+                with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+                    assert exchange(s, "/a")[0] == 200
+                    assert exchange(s, "/b")[0] == 200  # now parked in the fast path
+                    t0 = time.monotonic()
+                    return time.monotonic() - t0 if s.recv(100) == b"" else -1.0, b""
+            waited, _ = await trio.to_thread.run_sync(idle_then_read)
+    finally:
+        origin.close()
+    assert 0.1 < waited < 2
+
+
+async def test_pipelined_requests_are_answered_in_order() -> None:
+    origin = Origin("s1", respond=by_path)
+    port = free_port()
+    try:
+        async with running(cfg(port, [origin.addr])):
+            def pipeline() -> list[tuple[int, bytes]]:
+                with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+                    out = [exchange(s, "/0"), exchange(s, "/1")]
+                    s.sendall(b"".join(f"GET /p{i} HTTP/1.1\r\nHost: h\r\n\r\n".encode() for i in range(3)))
+                    buf = b""
+                    deadline = time.monotonic() + 5
+                    while buf.count(b"HTTP/1.1 200") < 3 or not buf.endswith(b"/p2"):
+                        assert time.monotonic() < deadline, buf
+                        buf += s.recv(65536)
+                    out += [(200, part.rsplit(b"\r\n\r\n", 1)[1]) for part in buf.split(b"HTTP/1.1 ")[1:]]
+                    return out
+            got = await trio.to_thread.run_sync(pipeline)
+    finally:
+        origin.close()
+    assert got == [(200, b"/0"), (200, b"/1"), (200, b"/p0"), (200, b"/p1"), (200, b"/p2")]
+
+
+async def test_a_slow_reader_gets_a_large_response_whole_then_the_next_one() -> None:
+    big = bytes(range(256)) * 12_000  # about 3 MB: more than the socket buffers hold
+    origin = Origin("s1", respond=lambda req: text_response(big) if req.url == b"/big" else text_response(b"ok"))
+    port = free_port()
+    try:
+        async with running(cfg(port, [origin.addr])):
+            def slow_read() -> tuple[bytes, tuple[int, bytes]]:
+                with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+                    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+                    assert exchange(s, "/a") == (200, b"ok")
+                    s.sendall(b"GET /big HTTP/1.1\r\nHost: h\r\n\r\n")
+                    time.sleep(0.3)  # let the proxy fill every buffer on the way
+                    _, _, body = read_response(s, timeout=10)
+                    return body, exchange(s, "/b")
+            body, after = await trio.to_thread.run_sync(slow_read)
+    finally:
+        origin.close()
+    assert body == big and after == (200, b"ok")
+
+
+async def test_a_truncated_response_cuts_the_client_connection() -> None:
+    origin = Origin("s1", respond=lambda req: (b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nshort", "close")
+                    if req.url == b"/cut" else text_response(b"ok"))
+    port = free_port()
+    try:
+        async with running(cfg(port, [origin.addr])) as rt:
+            def cut() -> bytes:
+                with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+                    assert exchange(s, "/a") == (200, b"ok")
+                    s.sendall(b"GET /cut HTTP/1.1\r\nHost: h\r\n\r\n")
+                    buf = b""
+                    while chunk := s.recv(65536):
+                        buf += chunk
+                    return buf
+            got = await trio.to_thread.run_sync(cut)
+            assert rt.backends["be"].servers[0].counters.response_errors == 1
+            again = await trio.to_thread.run_sync(session, port, ["/x", "/y"])
+    finally:
+        origin.close()
+    assert got.startswith(b"HTTP/1.1 200 OK\r\n") and got.endswith(b"\r\n\r\nshort")
+    assert again == [(200, b"ok"), (200, b"ok")]
+
+
+async def test_a_client_gone_mid_response_ends_only_its_connection() -> None:
+    big = b"x" * 4_000_000
+    origin = Origin("s1", respond=lambda req: text_response(big) if req.url == b"/big" else text_response(b"ok"))
+    port = free_port()
+    try:
+        async with running(cfg(port, [origin.addr])) as rt:
+            def vanish() -> None:
+                with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+                    assert exchange(s, "/a") == (200, b"ok")
+                    s.sendall(b"GET /big HTTP/1.1\r\nHost: h\r\n\r\n")
+                    s.recv(1000)
+            await trio.to_thread.run_sync(vanish)
+            fe = rt.frontends["fe"].counters
+            with trio.fail_after(5):
+                while fe.current:
+                    await trio.sleep(0.02)
+            after = await trio.to_thread.run_sync(session, port, ["/x", "/y"])
+            assert rt.backends["be"].counters.current == 0 and rt.backends["be"].servers[0].served == 0
+    finally:
+        origin.close()
+    assert after == [(200, b"ok"), (200, b"ok")]
