@@ -48,6 +48,7 @@ async def test_keepalive_requests_after_the_first_are_served_here_and_counted() 
             server = rt.backends["be"].servers[0]
             assert got == [(200, f"/{i}".encode()) for i in range(10)]
             assert fast.served == 9  # the first request of a connection never reuses (http-reuse safe)
+            assert len(fast._timers) <= 2  # deadlines that move later do not pile up in the heap
             assert origin.accepted == 1
             assert fe.requests_total == 10 and be.requests_total == 10 and fe.http_responses[2] == 10
             assert server.counters.sessions_total == 10 and server.served == 0 and be.current == 0

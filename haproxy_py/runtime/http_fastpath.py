@@ -58,7 +58,7 @@ _OUT_LIMIT = 256 * 1024  # bytes waiting for a slow client before the server is 
 class Parked:
     """A session parked in the fast path, and the transaction it may be running."""
 
-    __slots__ = ("session", "fd", "event", "outcome", "state", "deadline", "req", "backend", "be", "sc", "server",
+    __slots__ = ("session", "fd", "event", "outcome", "state", "deadline", "heap_at", "req", "backend", "be", "sc", "server",
                  "keep", "server_keep", "chunked", "received", "t0", "t_conn", "t_resp", "pending",
                  "end_after_write", "mode", "counted_sc", "local", "n_headers", "mask")
 
@@ -69,6 +69,7 @@ class Parked:
         self.outcome = 0
         self.state = IDLE
         self.deadline = math.inf
+        self.heap_at = math.inf  # when this session's live entry in the timer heap fires
         self.req: RequestHead | None = None
         self.backend: BackendRuntime | None = None
         self.be: HttpProxy | None = None
@@ -166,9 +167,13 @@ class FastPath:
             self._ep.close()
 
     def _arm(self, p: Parked, when: float) -> None:
+        """Set `p`'s deadline. Deadlines mostly move later (each phase starts a new span), and
+        then the heap is left alone: the entry already there fires first and is pushed again for
+        the real deadline. So a session has at most a couple of heap entries, whatever its rate."""
         p.deadline = when
-        if when == math.inf:
+        if when >= p.heap_at:
             return
+        p.heap_at = when
         self._seq += 1
         heapq.heappush(self._timers, (when, self._seq, p))
         if when < self._armed and self._scope is not None:
@@ -180,8 +185,12 @@ class FastPath:
         timers = self._timers
         while timers and timers[0][0] <= now:
             when, _, p = heapq.heappop(timers)
-            if p.deadline != when or p.outcome:
-                continue  # rearmed since, or gone
+            if when != p.heap_at or p.outcome:
+                continue  # superseded by an earlier entry, or gone
+            p.heap_at = math.inf
+            if p.deadline > now:
+                self._arm(p, p.deadline)  # moved later since: wait again
+                continue
             if p.state == IDLE:
                 self._close(p)  # an idle keep-alive connection closes silently
             elif p.state == WAIT_HEAD:
