@@ -11,6 +11,8 @@ import trio
 from http_backends import Origin, free_port, read_response, text_response
 from test_http_counters import running
 
+from haproxy_py import log
+from haproxy_py.config.loader import load_text
 from haproxy_py.runtime import http_fastpath
 
 
@@ -194,3 +196,30 @@ async def test_a_client_gone_mid_response_ends_only_its_connection() -> None:
     finally:
         origin.close()
     assert after == [(200, b"ok"), (200, b"ok")]
+
+
+async def test_transactions_served_here_are_logged_like_the_others() -> None:
+    logs = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    logs.bind(("127.0.0.1", 0))
+    logs.settimeout(5)
+    origin = Origin("s1", respond=lambda req: "hang" if req.url == b"/slow" else text_response(req.url))
+    port = free_port()
+    text = (f"global\n    log 127.0.0.1:{logs.getsockname()[1]} local0\n"
+            + cfg(port, [origin.addr], "    log global\n    option httplog\n    timeout server 300ms"))
+    log.set_current(log.LogSink(load_text(text).config.global_.logs))  # what the launcher would install
+    try:
+        async with running(text):
+            fast = http_fastpath.current()
+            got = await trio.to_thread.run_sync(session, port, ["/a", "/b", "/c", "/slow"])
+            lines = [(await trio.to_thread.run_sync(logs.recv, 65536)).decode() for _ in range(4)]
+            assert fast is not None and fast.served == 2
+    finally:
+        log.set_current(None)
+        origin.close()
+        logs.close()
+    assert [g[0] for g in got] == [200, 200, 200, 504]
+    for path, line in zip(["/a", "/b", "/c"], lines):
+        size = len(text_response(path.encode()))
+        assert f" fe be/s1 0/0/0/" in line and f" 200 {size} - - ---- " in line, line
+        assert line.rstrip().endswith(f'"GET {path} HTTP/1.1"'), line
+    assert " fe be/s1 0/0/0/-1/" in lines[3] and " 504 " in lines[3] and " sH-- " in lines[3], lines[3]

@@ -199,6 +199,9 @@ class FastPath:
                 sc = p.sc
                 if sc is not None and p.state == RELAY and not p.pending:
                     _response_error(sc.server, p.be)
+                    p.session._terminate("sD")
+                else:
+                    p.session._terminate("cD")
                 self._close(p)
 
     # -- states ----------------------------------------------------------------------------------
@@ -261,6 +264,9 @@ class FastPath:
     def _release(self, p: Parked) -> None:
         backend = p.backend
         if backend is not None and p.server is not None:
+            rec = p.session._rec
+            if rec is not None:
+                rec.srv_conn = p.server.served - 1
             backend.release(p.server)
             backend.counters.session_ended()
             p.server = None
@@ -286,6 +292,8 @@ class FastPath:
         finally:
             POOL.put(buf)
         s._rx += n
+        if n and s._log:
+            s._t_first = self.now  # the request's first byte (the record's Ti/TR)
         if n == 0 or reader.stopped:
             self._hand_back(p)  # the task answers (400 on a partial request) or closes
             return
@@ -363,6 +371,10 @@ class FastPath:
         p.counted_sc = sc
         p.local = False
         p.n_headers = n_headers
+        if s._log:
+            rec = s._open_record(req)
+            rec.backend, rec.server = backend.proxy.name, server.name
+            rec.Tw = rec.Tc = 0  # no queue, a connection already open
         s.server_conn = sc
         s._current = (req, be, mode)
         sc.reader.head_request = req.method == _HEAD
@@ -416,6 +428,7 @@ class FastPath:
         s.server_conn = None
         s._current = None
         del req.headers[p.n_headers:]  # the task adds its forwardfor header itself
+        s._rec = None  # and its own log record
         s.reader.events.appendleft(EndOfMessage())
         s.reader.events.appendleft(req)
         p.state = IDLE
@@ -457,6 +470,10 @@ class FastPath:
             be.counters.count_status(status)
         count_server_response(server, status)
         p.t_resp = self.now
+        rec = s._rec
+        if rec is not None:
+            rec.status = status
+            rec.Tr = int((p.t_resp - p.t_conn) * 1000)
         p.keep = s._client_keep(req, p.mode) and head.body != "close"
         p.chunked = head.body == "chunked"
         p.pending = [http1.response_head_bytes(head, p.keep, req.version)]
@@ -484,6 +501,7 @@ class FastPath:
                 self._finish(p)
                 return
             else:  # truncated or invalid body after the head was sent: cut the connection
+                p.session._terminate("SD")
                 _response_error(sc.server, p.be)
                 p.end_after_write = True
                 self._drop_server(p)
@@ -514,12 +532,15 @@ class FastPath:
         self._release(p)
         s._current = None
         s._t_end = now
+        self._flush(p)
+        rec = s._rec
+        if rec is not None and p.pending:
+            rec.bytes_read += sum(map(len, p.pending))  # on its way: the line counts it
         s._end_transaction()
         self.served += 1
         p.req = None
         if not p.keep:
             p.end_after_write = True
-        self._flush(p)
         if not p.pending and not p.outcome:
             self._next(p)
 
@@ -594,6 +615,9 @@ class FastPath:
         s = p.session
         req = p.req
         be = p.be
+        s._terminate(termination)
+        if s._rec is not None:
+            s._rec.status = status
         if timeout:
             _response_error(p.sc.server, be)
         self._drop_server(p)
@@ -609,6 +633,8 @@ class FastPath:
         if req.method != _HEAD and reply.body:
             out += reply.body
         s._current = None
+        if s._rec is not None:
+            s._rec.bytes_read += len(out)
         s._end_transaction()
         p.req = None
         p.state = CLOSING if not keep else RELAY

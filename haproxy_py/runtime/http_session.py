@@ -414,9 +414,8 @@ class HttpSession:
         self._rx = 0  # bytes read from the client, for %U
         self._rx_mark = 0  # ... up to the end of the previous transaction
         self._local = local if isinstance(local, tuple) else None
-        # between requests the connection may wait in the keep-alive fast path (no traffic log
-        # there: a logged transaction takes the task path)
-        self.fast_ok = fe.fast and not frontend.rules.switching and not self._log
+        # between requests the connection may wait in the keep-alive fast path
+        self.fast_ok = fe.fast and not frontend.rules.switching
         if px.logs:
             self._wall0 = time.time() - self.t_last  # converts trio's clock to wall-clock time
             if not px.log_format:
@@ -554,7 +553,8 @@ class HttpSession:
         self._deadline(self.t_last, fe.t_request if first else fe.t_keepalive, P_IDLE)
         optimistic = first  # a new client usually sent its request already; a kept one has not
         log = self._log
-        self._t_first = None
+        if reader.idle:
+            self._t_first = None  # (else the fast path saw this request begin and handed it over)
         while True:
             ev = reader.next_event()
             if ev is not None:
