@@ -5,8 +5,9 @@
 Prints, for no proxy, HAProxy and haproxy-py: bulk MB/s of 4 parallel downloads (a sendfile
 origin and a recv_into sink, so the proxy is the bottleneck) with the p50/p99 latency of small
 requests made through the same proxy on another connection meanwhile (one busy connection must not
-starve the others), and new connections per second (wrk, `Connection: close`, against nginx);
-then haproxy-py's ratios to HAProxy. Medians over interleaved rounds.
+starve the others), and new connections per second (wrk, `Connection: close`, against nginx) with
+the proxy's CPU time per connection (its worker processes included); then haproxy-py's ratios to
+HAProxy. Medians over interleaved rounds.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ import statistics
 import threading
 import time
 
-from common import HERE, TARGETS, free_port, nginx_origin, process, ratio, require, target, wrk
+import common
+from common import HERE, TARGETS, cpu_seconds, free_port, nginx_origin, process, ratio, require, target, wrk
 
 
 def latency_probe(port: int, stop: threading.Event, samples: list[float]) -> None:
@@ -57,9 +59,30 @@ def bulk_rate(port: int, seconds: int, streams: int = 4) -> float:
     return float(out.stdout.strip() or 0)
 
 
+def process_tree_cpu(pid: int | None) -> float:
+    """CPU seconds used so far by `pid` and its children (haproxy-py's worker processes)."""
+    if pid is None:
+        return 0.0
+    pids = [pid]
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children") as f:
+                pids += [int(p) for p in f.read().split()]
+    except OSError:
+        pass
+    total = 0.0
+    for p in pids:
+        try:
+            total += cpu_seconds(p)
+        except OSError:
+            pass
+    return total
+
+
 def measure(kind: str, origin: int, raw_origin: int, seconds: int, workers: int) -> dict[str, float]:
     extra = f"    nbthread {workers}" if kind == "haproxy-py" and workers > 1 else ""
     with target(kind, "tcp", raw_origin, extra) as port, target(kind, "tcp", origin, extra) as http_port:
+        proxy_pid = common.last_pid if kind != "direct" else None
         stop = threading.Event()
         samples: list[float] = []
         probe = threading.Thread(target=latency_probe, args=(http_port, stop, samples), daemon=True)
@@ -67,12 +90,16 @@ def measure(kind: str, origin: int, raw_origin: int, seconds: int, workers: int)
         bulk = bulk_rate(port, seconds)
         stop.set()
         probe.join(10)
+        cpu0 = process_tree_cpu(proxy_pid)
         rate = wrk(f"http://127.0.0.1:{http_port}/small", seconds, connections=32, headers=("Connection: close",))
+        cpu = process_tree_cpu(proxy_pid) - cpu0
     return {
         "bulk_MBps": bulk / 1e6,
         "probe_p50_ms": pct(samples, 50),
         "probe_p99_ms": pct(samples, 99),
         "conn_per_s": rate["rps"],
+        # the proxy's CPU per proxied connection: steadier than conn/s on a machine shared with others
+        "cpu_us_per_conn": cpu / (rate["rps"] * seconds) * 1e6 if proxy_pid and rate["rps"] else float("nan"),
         "errors": rate["errors"],
     }
 
@@ -97,15 +124,17 @@ def main() -> None:
                 rounds[kind].append(measure(kind, origin, raw_port, args.seconds, args.workers))
     results = {k: {f: statistics.median(r[f] for r in runs) for f in runs[0]} for k, runs in rounds.items()}
     print(f"haproxy-py with nbthread {args.workers}; HAProxy with its defaults ({os.cpu_count()} threads)")
-    print(f"{'target':<12}{'bulk MB/s':>12}{'probe p50 ms':>14}{'probe p99 ms':>14}{'conn/s':>10}{'errors':>8}")
+    print(f"{'target':<12}{'bulk MB/s':>12}{'probe p50 ms':>14}{'probe p99 ms':>14}{'conn/s':>10}"
+          f"{'CPU us/conn':>13}{'errors':>8}")
     for kind, r in results.items():
         print(f"{kind:<12}{r['bulk_MBps']:>12.0f}{r['probe_p50_ms']:>14.2f}{r['probe_p99_ms']:>14.2f}"
-              f"{r['conn_per_s']:>10.0f}{r['errors']:>8.0f}")
+              f"{r['conn_per_s']:>10.0f}{r['cpu_us_per_conn']:>13.0f}{r['errors']:>8.0f}")
     hp, py, direct = results["haproxy"], results["haproxy-py"], results["direct"]
     print()
     print(f"haproxy-py / haproxy: bulk {ratio(py['bulk_MBps'], hp['bulk_MBps'])} (target >= 1.2x), "
           f"probe p99 {ratio(py['probe_p99_ms'], hp['probe_p99_ms'])} (target <= 2x), "
-          f"conn/s {ratio(py['conn_per_s'], hp['conn_per_s'])} (target >= 0.5x)")
+          f"conn/s {ratio(py['conn_per_s'], hp['conn_per_s'])} (target >= 0.5x), "
+          f"CPU per connection {ratio(py['cpu_us_per_conn'], hp['cpu_us_per_conn'])}")
     print(f"haproxy-py / direct:  bulk {ratio(py['bulk_MBps'], direct['bulk_MBps'])}, "
           f"conn/s {ratio(py['conn_per_s'], direct['conn_per_s'])}")
     if args.json:

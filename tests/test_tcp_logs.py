@@ -80,3 +80,51 @@ def test_without_a_format_the_connect_line_is_logged(lb, tcp_servers) -> None:
     line = next_line(logs, "Connect from")
     assert re.search(rf"Connect from 127\.0\.0\.1:\d+ to [\d.]*:{port} \(fe/TCP\)", line), line
     logs.close()
+
+
+def test_idle_session_times_out_side_by_side_and_logs_cd(lb, tcp_servers) -> None:
+    """HAProxy 2.6 (checked side by side): at `timeout client` the client's direction ends; the
+    client is closed when `timeout server` passes too; the log shows the client timeout."""
+    import time
+
+    srv = tcp_servers("s1", mode="hold")
+    logs, log_port = udp_listener()
+    port = free_port()
+    cfg = CFG.format(log_port=log_port, option="option tcplog", port=port, addr=srv.addr)
+    lb.start(cfg.replace("timeout client 5s", "timeout client 300ms").replace("timeout server 5s",
+                                                                            "timeout server 900ms"), [port])
+    name, s = read_line(port)
+    assert name == "s1"
+    t0 = time.monotonic()
+    s.settimeout(5)
+    assert s.recv(10) == b""
+    assert 0.8 < time.monotonic() - t0 < 3.0
+    s.close()
+    line = next_line(logs, "fe be/s1")
+    m = re.search(r"fe be/s1 \d+/\d+/(\d+) \d+ cD ", line)
+    assert m and int(m.group(1)) >= 850, line
+    logs.close()
+
+
+def test_client_half_close_then_server_fin_timeout(lb, tcp_servers) -> None:
+    """Once the client shut its output, the proxy shuts the server's: `timeout server-fin` then
+    replaces `timeout server` (HAProxy 2.6 does the same; `client-fin` would not apply here)."""
+    import time
+
+    srv = tcp_servers("s1", mode="hold")  # greets, then neither reads nor closes
+    logs, log_port = udp_listener()
+    port = free_port()
+    cfg = CFG.format(log_port=log_port, option="option tcplog\n    timeout server-fin 400ms\n    timeout client-fin 100ms",
+                     port=port, addr=srv.addr)
+    lb.start(cfg, [port])
+    name, s = read_line(port)
+    assert name == "s1"
+    s.shutdown(socket.SHUT_WR)
+    t0 = time.monotonic()
+    s.settimeout(5)
+    assert s.recv(10) == b""
+    assert 0.3 < time.monotonic() - t0 < 3.0  # not the 5 s of timeout server
+    s.close()
+    line = next_line(logs, "fe be/s1")
+    assert re.search(r"fe be/s1 \d+/\d+/\d+ \d+ sD ", line), line
+    logs.close()

@@ -8,6 +8,8 @@ import subprocess
 import time
 from collections import Counter
 
+import pytest
+
 from conftest import free_port, read_line, wait_listening
 
 DEFAULTS = """\
@@ -284,3 +286,329 @@ async def test_an_idle_connection_holds_no_buffer() -> None:
             nursery.cancel_scope.cancel()
     for sk in (a, b, c, d):
         sk.close()
+
+
+# -- forward.tunnel: both directions of a session in one task ---------------------------------
+
+
+def _pairs() -> tuple[socket.socket, socket.socket, socket.socket, socket.socket]:
+    """(client peer, proxy's client side, proxy's server side, server peer), all non-blocking."""
+    a, b = socket.socketpair()
+    c, d = socket.socketpair()
+    for sk in (a, b, c, d):
+        sk.setblocking(False)
+    return a, b, c, d
+
+
+async def _recv_exactly(sock: socket.socket, n: int) -> bytes:
+    import trio
+
+    data = b""
+    while len(data) < n:
+        try:
+            chunk = sock.recv(n - len(data))
+        except BlockingIOError:
+            await trio.sleep(0.005)
+            continue
+        assert chunk, "end of stream too early"
+        data += chunk
+    return data
+
+
+async def _recv_eof(sock: socket.socket) -> bytes:
+    import trio
+
+    data = b""
+    while True:
+        try:
+            chunk = sock.recv(65536)
+        except BlockingIOError:
+            await trio.sleep(0.005)
+            continue
+        if not chunk:
+            return data
+        data += chunk
+
+
+@pytest.fixture(params=["own-task", "forwarder"])
+async def forwarder(request: pytest.FixtureRequest, nursery: object) -> object:
+    """Every tunnel test runs twice: the session's task moving the bytes, and a Forwarder doing it."""
+    from haproxy_py.runtime.forward import Forwarder
+
+    if request.param == "own-task":
+        return None
+    fw = Forwarder()
+    nursery.start_soon(fw.run)  # type: ignore[attr-defined]
+    return fw
+
+
+async def _session(client: socket.socket, server: socket.socket, activity: object, forwarder: object,
+                   pool: object = None, splice: bool = False) -> None:
+    """tunnel() as a session runs it: both sockets are closed as soon as it returns."""
+    from haproxy_py.runtime.forward import POOL, tunnel
+
+    try:
+        await tunnel(client, server, activity, pool or POOL, splice, forwarder)  # type: ignore[arg-type]
+    finally:
+        client.close()
+        server.close()
+
+
+async def test_tunnel_half_close_both_ways_and_counts(forwarder: object) -> None:
+    import trio
+
+    from haproxy_py.runtime.forward import Activity, BufferPool
+
+    pool = BufferPool()
+    a, b, c, d = _pairs()
+    a.send(b"request")
+    activity = Activity(scope=trio.CancelScope(), client=5.0, server=5.0)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_session, b, c, activity, forwarder, pool, False)
+        assert await _recv_exactly(d, 7) == b"request"
+        a.shutdown(socket.SHUT_WR)  # the client is done sending...
+        assert await _recv_eof(d) == b""  # ...which the server sees
+        d.send(b"answer")  # while the other way still flows
+        assert await _recv_exactly(a, 6) == b"answer"
+        assert activity.client_closed and not activity.server_closed
+        d.close()
+        assert await _recv_eof(a) == b""  # the server's end of stream reached the client
+    assert (activity.bytes_up, activity.bytes_down, activity.termination()) == (7, 6, "--")
+    assert pool.lent == 0
+    a.close()
+
+
+async def test_tunnel_timeouts_close_one_direction_at_a_time(forwarder: object) -> None:
+    """As in HAProxy 2.6 (checked side by side): the side that times out first stops being read
+    and its peer gets the end of stream; the session ends when the other side's timer passes too,
+    and the log shows the first timeout."""
+    import trio
+
+    from haproxy_py.runtime.forward import Activity
+
+    a, b, c, d = _pairs()
+    t0 = trio.current_time()
+    activity = Activity(scope=trio.CancelScope(), client=0.3, server=0.8)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_session, b, c, activity, forwarder)
+        assert await _recv_eof(d) == b""  # the server is told at the client timeout...
+        assert 0.25 < trio.current_time() - t0 < 0.7
+        assert await _recv_eof(a) == b""  # ...the client only at the server timeout
+        assert 0.7 < trio.current_time() - t0 < 2.0
+    assert activity.termination() == "cD"
+    for sk in (a, d):
+        sk.close()
+
+
+async def test_tunnel_fin_timeouts_apply_to_the_side_the_proxy_shut(forwarder: object) -> None:
+    import trio
+
+    from haproxy_py.runtime.forward import Activity
+
+    # the client shut its output: the proxy shuts the server's, so server-fin applies
+    a, b, c, d = _pairs()
+    t0 = trio.current_time()
+    activity = Activity(scope=trio.CancelScope(), client=5.0, server=5.0, client_fin=0.2, server_fin=0.3)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_session, b, c, activity, forwarder)
+        a.shutdown(socket.SHUT_WR)
+    assert 0.25 < trio.current_time() - t0 < 2.0
+    assert activity.termination() == "sD" and activity.client_closed
+    for sk in (a, d):
+        sk.close()
+
+    # the server shut its output: client-fin applies
+    a, b, c, d = _pairs()
+    t0 = trio.current_time()
+    activity = Activity(scope=trio.CancelScope(), client=5.0, server=5.0, client_fin=0.3, server_fin=0.2)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_session, b, c, activity, forwarder)
+        d.shutdown(socket.SHUT_WR)
+    assert 0.25 < trio.current_time() - t0 < 2.0
+    assert activity.termination() == "cD" and activity.server_closed
+    for sk in (a, d):
+        sk.close()
+
+    # timeout tunnel replaces client and server, a -fin timeout overrides it once half-closed
+    a, b, c, d = _pairs()
+    t0 = trio.current_time()
+    activity = Activity(scope=trio.CancelScope(), client=0.1, server=0.1, server_fin=0.3, tunnel=5.0)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_session, b, c, activity, forwarder)
+        await trio.sleep(0.2)
+        assert not activity.timed_out  # neither client nor server timeout applies
+        a.shutdown(socket.SHUT_WR)
+    assert 0.45 < trio.current_time() - t0 < 2.0
+    assert activity.termination() == "sD"
+    for sk in (a, d):
+        sk.close()
+
+
+async def test_tunnel_traffic_pushes_the_deadline(forwarder: object) -> None:
+    import trio
+
+    from haproxy_py.runtime.forward import POOL, Activity, tunnel
+
+    a, b, c, d = _pairs()
+    activity = Activity(scope=trio.CancelScope(), client=0.4, server=0.4)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(tunnel, b, c, activity, POOL, False, forwarder)
+        for _ in range(8):  # 0.8 s in all, never 0.4 s idle
+            await trio.sleep(0.1)
+            a.send(b"x")
+            assert await _recv_exactly(d, 1) == b"x"
+        a.close()
+        d.close()
+    assert not activity.scope.cancelled_caught
+    assert activity.termination() == "--" and activity.bytes_up == 8
+    for sk in (b, c):
+        sk.close()
+
+
+async def test_tunnel_reset_ends_the_session_as_an_abort_of_that_side(forwarder: object) -> None:
+    import struct
+
+    import trio
+
+    from haproxy_py.runtime.forward import POOL, Activity, tunnel
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    c = socket.create_connection(server.getsockname())
+    d, _ = server.accept()
+    a, b = socket.socketpair()
+    for sk in (a, b, c):
+        sk.setblocking(False)
+    activity = Activity(scope=trio.CancelScope(), client=5.0, server=5.0)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(tunnel, b, c, activity, POOL, False, forwarder)
+        await trio.sleep(0.05)
+        d.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        d.close()  # a reset from the server
+    assert activity.termination() == "SD"
+    for sk in (a, b, c, server):
+        sk.close()
+
+
+async def test_tunnel_cancel_is_a_kill(forwarder: object) -> None:
+    import trio
+
+    from haproxy_py.runtime.forward import POOL, Activity, tunnel
+
+    a, b, c, d = _pairs()
+    activity = Activity(scope=trio.CancelScope(), client=5.0, server=5.0)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(tunnel, b, c, activity, POOL, False, forwarder)
+        await trio.sleep(0.05)
+        activity.cancel()
+    assert activity.killed and activity.scope.cancelled_caught and activity.termination() == "DD"
+    for sk in (a, b, c, d):
+        sk.close()
+
+
+async def test_tunnel_bulk_with_a_slow_reader_keeps_every_byte(forwarder: object) -> None:
+    """Whole buffers switch the flow to splice, a full peer pauses reading; nothing is lost."""
+    import hashlib
+    import os
+
+    import trio
+
+    from haproxy_py.runtime.forward import CAN_SPLICE, PIPES, Activity, BufferPool, tunnel
+
+    payload = os.urandom(3 << 20)
+    pool = BufferPool()
+    for splice in (False, CAN_SPLICE):
+        # real TCP sockets: splice() needs them
+        lst = socket.socket()
+        lst.bind(("127.0.0.1", 0))
+        lst.listen(2)
+        a = socket.create_connection(lst.getsockname())
+        b, _ = lst.accept()
+        c = socket.create_connection(lst.getsockname())
+        d, _ = lst.accept()
+        for sk in (a, b, c, d):
+            sk.setblocking(False)
+        received = bytearray()
+
+        async def feed() -> None:
+            view = memoryview(payload)
+            while view:
+                try:
+                    view = view[d.send(view[:200_000]):]
+                except BlockingIOError:
+                    await trio.sleep(0.001)
+            d.shutdown(socket.SHUT_WR)
+
+        async def slow_read() -> None:
+            while True:
+                await trio.sleep(0.002)
+                try:
+                    chunk = a.recv(32768)
+                except BlockingIOError:
+                    continue
+                if not chunk:
+                    return
+                received.extend(chunk)
+
+        pipes_before = len(PIPES._free)
+        activity = Activity(scope=trio.CancelScope(), client=10.0, server=10.0)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(tunnel, b, c, activity, pool, splice, forwarder)
+            nursery.start_soon(feed)
+            nursery.start_soon(slow_read)
+            await trio.sleep(0.3)
+            a.shutdown(socket.SHUT_WR)
+        assert hashlib.sha256(received).digest() == hashlib.sha256(payload).digest()
+        assert activity.bytes_down == len(payload) and activity.termination() == "--"
+        assert pool.lent == 0
+        assert len(PIPES._free) >= pipes_before  # a pipe used for splicing went back, empty
+        for sk in (a, b, c, d, lst):
+            sk.close()
+
+
+async def test_tunnel_idle_holds_no_buffer(forwarder: object) -> None:
+    import trio
+
+    from haproxy_py.runtime.forward import Activity, BufferPool, tunnel
+
+    pool = BufferPool()
+    a, b, c, d = _pairs()
+    async with trio.open_nursery() as nursery:
+        activity = Activity(scope=trio.CancelScope())
+        nursery.start_soon(tunnel, b, c, activity, pool, False, forwarder)
+        await trio.sleep(0.05)
+        assert pool.lent == 0
+        a.send(b"x" * 100)
+        assert await _recv_exactly(d, 100) == b"x" * 100
+        await trio.sleep(0.05)
+        assert pool.lent == 0
+        nursery.cancel_scope.cancel()
+    for sk in (a, b, c, d):
+        sk.close()
+
+
+async def test_shutdown_sessions_ends_a_tunnel_attached_to_the_server(forwarder: object) -> None:
+    """on-marked-down shutdown-sessions: a tcp session registers its Activity on its server."""
+    import trio
+
+    from haproxy_py.config.loader import load_text
+    from haproxy_py.runtime.connect import BackendRuntime
+    from haproxy_py.runtime.forward import Activity
+
+    cfg = load_text("defaults\n    mode tcp\nbackend be\n    server s1 127.0.0.1:1\n    server s2 127.0.0.1:2\n")
+    be = BackendRuntime.build(cfg.config.backends[0])
+    s1, s2 = be.servers
+    a, b, c, d = _pairs()
+    activity = Activity(scope=trio.CancelScope(), client=5.0, server=5.0)
+    be.attach(s1, activity)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_session, b, c, activity, forwarder)
+        await trio.sleep(0.05)
+        assert be.shutdown_sessions(s2) == 0
+        assert be.shutdown_sessions(s1) == 1
+    be.detach(s1, activity)
+    assert activity.termination() == "DD"
+    assert be.shutdown_sessions(s1) == 0
+    a.close()
+    d.close()

@@ -50,10 +50,18 @@ class EventRate:
             self.second = sec
 
     def tick(self, now: float | None = None) -> None:
-        now = time.time() if now is None else now
-        self._roll(now)
+        """Count one event at `now` (time.time(), read here when not given)."""
+        if now is None:
+            now = time.time()
+        sec = int(now)
+        if sec != self.second:
+            self._roll(now)
         self.current += 1
-        rate = self.rate(now)
+        # the rate only grows with an event, so the maximum is checked here
+        if self.previous:
+            rate = self.current + int(self.previous * (1.0 - (now - sec)) + 0.999999)
+        else:
+            rate = self.current
         if rate > self.max_rate:
             self.max_rate = rate
 

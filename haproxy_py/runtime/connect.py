@@ -13,6 +13,7 @@ import math
 import os
 import socket
 from collections.abc import Callable, Iterator
+from typing import Protocol
 
 import attrs
 import trio
@@ -55,6 +56,12 @@ class ConnectTiming:
     failure: str = ""  # "", "noserver", "queue", "connect-timeout", "connect"
 
 
+class Cancellable(Protocol):
+    """A live session as `shutdown_sessions` sees it."""
+
+    def cancel(self) -> None: ...
+
+
 def _ms(value: int | None) -> float:
     return math.inf if not value else value / 1000.0
 
@@ -72,7 +79,11 @@ class BackendRuntime:
     # called after every server state change (the main process tells its workers)
     observers: list[Callable[[BackendRuntime], None]] = attrs.field(factory=list)
     _events: dict[int, trio.Event] = attrs.field(factory=dict)
-    _sessions: dict[int, set[trio.CancelScope]] = attrs.field(factory=dict)
+    _sessions: dict[int, set[Cancellable]] = attrs.field(factory=dict)
+    _addresses: dict[int, tuple[object, tuple[int, tuple]]] = attrs.field(factory=dict)
+    # waiters that left each queue for a slot (HAProxy's queue idx), for the logs' queue positions
+    _dequeued_backend: int = 0
+    _dequeued: dict[int, int] = attrs.field(factory=dict)
 
     @classmethod
     def build(cls, proxy: Proxy) -> BackendRuntime:
@@ -104,20 +115,33 @@ class BackendRuntime:
         `shutdown_sessions(server)` can end it (health checks do when the server goes DOWN with
         `on-marked-down shutdown-sessions`)."""
         scope = trio.CancelScope()
-        live = self._sessions.setdefault(id(server), set())
-        live.add(scope)
+        self.attach(server, scope)
         try:
             with scope:
                 yield scope
         finally:
-            live.discard(scope)
+            self.detach(server, scope)
+
+    def attach(self, server: ServerState, session: Cancellable) -> None:
+        """Register a live session on `server` (anything with `cancel()`, e.g. a cancel scope the
+        session already has), for `shutdown_sessions`; `detach` it when the session ends. Cheaper
+        than `session_scope` on a path that has its own scope: no second scope, no generator."""
+        live = self._sessions.get(id(server))
+        if live is None:
+            live = self._sessions[id(server)] = set()
+        live.add(session)
+
+    def detach(self, server: ServerState, session: Cancellable) -> None:
+        live = self._sessions.get(id(server))
+        if live is not None:
+            live.discard(session)
 
     def shutdown_sessions(self, server: ServerState) -> int:
-        """End every session running in a `session_scope` of `server`; returns how many."""
-        live = self._sessions.get(id(server), ())
-        for scope in list(live):
-            scope.cancel()
-        return len(live)
+        """End every session registered on `server`; returns how many."""
+        sessions = list(self._sessions.get(id(server), ()))
+        for session in sessions:
+            session.cancel()  # (some leave the set at once)
+        return len(sessions)
 
     # -- slots ----------------------------------------------------------------------------------
     def _take(self, server: ServerState) -> None:
@@ -135,16 +159,28 @@ class BackendRuntime:
             w = self.queue.next_for(server)
             if w is None:
                 return
+            self._count_dequeue(w.server)
             self._take(server)
             ev = self._events.pop(id(w), None)
             if ev is not None:
                 ev.set()
 
-    async def acquire(self, ctx: PickContext, avoid: ServerState | None = None) -> ServerState:
+    def _count_dequeue(self, queue: ServerState | None) -> None:
+        """A waiter left the queue of `queue` (None: the backend's) for a slot."""
+        if queue is None:
+            self._dequeued_backend += 1
+        else:
+            self._dequeued[id(queue)] = self._dequeued.get(id(queue), 0) + 1
+
+    def _dequeued_from(self, queue: ServerState | None) -> int:
+        return self._dequeued_backend if queue is None else self._dequeued.get(id(queue), 0)
+
+    async def acquire(self, ctx: PickContext, avoid: ServerState | None = None, *,
+                      timing: ConnectTiming | None = None) -> ServerState:
         """A server with one of its slots taken for the caller; may wait in a queue.
 
         Raises NoServer when nothing is usable, QueueTimeout after `timeout queue` (which defaults
-        to `timeout connect`).
+        to `timeout connect`). A caller that waited gets its queue position in `timing`.
         """
         server = self.balancer.pick(ctx, avoid)
         if server is None and not self.balancer.has_usable():
@@ -155,6 +191,7 @@ class BackendRuntime:
         if server is not None and server.maxqueue and self.queue.server_queue_length(server) >= server.maxqueue:
             server = None  # its queue is full: wait for any server instead
         waiter = self.queue.enqueue(server)
+        started = (self._dequeued_from(None), self._dequeued_from(server))
         event = trio.Event()
         self._events[id(waiter)] = event
         t = self.proxy.timeouts
@@ -165,6 +202,16 @@ class BackendRuntime:
             self._events.pop(id(waiter), None)
             if waiter.granted is None:
                 self.queue.cancel(waiter)
+            if timing is not None:
+                # HAProxy's srv_queue / backend_queue: 1 + the waiters that left the same queue
+                # for a slot meanwhile (a waiter's own departure counts as its 1)
+                queue = waiter.server  # None once in the backend's queue (it may have moved there)
+                position = self._dequeued_from(queue) - started[0 if queue is None else 1]
+                position += 0 if waiter.granted is not None else 1
+                if queue is None:
+                    timing.backend_queue = position
+                else:
+                    timing.server_queue = position
         if waiter.granted is None:
             raise QueueTimeout()
         return waiter.granted
@@ -172,13 +219,20 @@ class BackendRuntime:
     # -- connect --------------------------------------------------------------------------------
     def server_address(self, server: ServerState, client_port: int) -> tuple[int, tuple]:
         """(family, sockaddr) to connect to; a server without a port uses the client's port."""
-        cfg = self.configs[id(server)]
-        addr = cfg.address
+        addr = self.configs[id(server)].address
+        cached = self._addresses.get(id(server))
+        if cached is not None and cached[0] is addr:
+            return cached[1]
         if addr.family == "unix":
-            return socket.AF_UNIX, (addr.host,)
-        port = addr.port if addr.port is not None else client_port + addr.port_offset
-        fam = socket.AF_INET6 if addr.family == "ipv6" else socket.AF_INET
-        return fam, (addr.host, port)
+            found: tuple[int, tuple] = (socket.AF_UNIX, (addr.host,))
+        else:
+            fam = socket.AF_INET6 if addr.family == "ipv6" else socket.AF_INET
+            if addr.port is None:
+                return fam, (addr.host, client_port + addr.port_offset)
+            found = (fam, (addr.host, addr.port))
+        # kept while the server's address object stays the same
+        self._addresses[id(server)] = (addr, found)
+        return found
 
     async def connect(self, ctx: PickContext, client_port: int,
                       idle: Callable[[ServerState], socket.socket | None] | None = None,
@@ -192,11 +246,12 @@ class BackendRuntime:
         """
         retries = self.proxy.retries
         connect_timeout = _ms(self.proxy.timeouts.connect)
-        t0 = trio.current_time()
+        # the clock is read only for a log line's timers (and for a connect that has to wait)
+        t0 = t1 = 0.0
         if timing is not None:
-            timing.backend_queue = self.queue.length
+            t0 = trio.current_time()
         try:
-            server = await self.acquire(ctx)
+            server = await self.acquire(ctx, timing=timing)
         except NoServer:
             if timing is not None:
                 timing.failure = "noserver"
@@ -206,10 +261,9 @@ class BackendRuntime:
                 timing.failure = "queue"
                 timing.queue_ms = int((trio.current_time() - t0) * 1000)
             raise
-        t1 = trio.current_time()
         if timing is not None:
+            t1 = trio.current_time()
             timing.queue_ms = int((t1 - t0) * 1000)
-            timing.server_queue = server.queued
         attempt = 0
         while True:
             if idle is not None:
@@ -259,7 +313,7 @@ class BackendRuntime:
                 self.counters.redispatches += 1
                 if timing is not None:
                     timing.redispatched = True
-                server = await self.acquire(ctx, avoid=server)
+                server = await self.acquire(ctx, avoid=server, timing=timing)
             else:
                 await trio.sleep(min(connect_timeout, 1.0))
 
@@ -272,6 +326,9 @@ class BackendRuntime:
         return attempt % r == 0
 
 
+_IN_PROGRESS = (errno.EINPROGRESS, errno.EAGAIN)
+
+
 def _start_connect(sock: socket.socket, addr: tuple) -> bool:
     """Begin a non-blocking connect: True when already established, False when in progress.
 
@@ -279,14 +336,12 @@ def _start_connect(sock: socket.socket, addr: tuple) -> bool:
     asking getpeername() (one cheap syscall) then saves a scheduler pass. Raises OSError for a
     refusal that is already known.
     """
-    try:
-        sock.connect(addr if len(addr) > 1 else addr[0])
+    # connect_ex: an error code instead of an exception for the usual EINPROGRESS
+    err = sock.connect_ex(addr if len(addr) > 1 else addr[0])
+    if not err:
         return True
-    except BlockingIOError:
-        pass
-    except OSError as e:
-        if e.errno not in (errno.EINPROGRESS, errno.EAGAIN):
-            raise
+    if err not in _IN_PROGRESS:
+        raise OSError(err, os.strerror(err))
     try:
         sock.getpeername()
         return True

@@ -159,7 +159,8 @@ class ConnLimit:
 
     limit: int
     current: int = 0
-    _freed: trio.Event = attrs.field(factory=trio.Event)
+    # made by the first waiter only: a release with nobody waiting costs no Event
+    _freed: trio.Event | None = None
 
     def full(self) -> bool:
         return self.limit > 0 and self.current >= self.limit
@@ -169,11 +170,14 @@ class ConnLimit:
 
     def release(self) -> None:
         self.current -= 1
-        self._freed.set()
-        self._freed = trio.Event()
+        if self._freed is not None:
+            self._freed.set()
+            self._freed = None
 
     async def wait_free(self) -> None:
         while self.full():
+            if self._freed is None:
+                self._freed = trio.Event()
             await self._freed.wait()
 
 
@@ -205,6 +209,7 @@ async def accept_loop(listener: Listener, limits: list[ConnLimit], handler: Conn
     never reaches this loop (the handler contains its own errors).
     """
     sock = listener.sock
+    family = int(sock.family)  # read once: the property converts to an enum on every access
     while True:
         if gate is not None:
             await gate.wait_open()
@@ -214,7 +219,7 @@ async def accept_loop(listener: Listener, limits: list[ConnLimit], handler: Conn
         if gate is not None and not gate.is_open:
             continue
         for _ in range(ACCEPT_BATCH):
-            if any(lim.full() for lim in limits):
+            if _any_full(limits):
                 break
             try:
                 fd, peer = sock._accept()
@@ -228,12 +233,19 @@ async def accept_loop(listener: Listener, limits: list[ConnLimit], handler: Conn
                     continue
                 raise
             # the C socket type: no Python-level wrapper on the per-connection path
-            conn = _socket.socket(sock.family, socket.SOCK_STREAM, 0, fd)
+            conn = _socket.socket(family, socket.SOCK_STREAM, 0, fd)
             conn.setblocking(False)
             for lim in limits:
                 lim.take()
             nursery.start_soon(_run_connection, handler, conn, listener, peer, limits)
         await trio.lowlevel.checkpoint()
+
+
+def _any_full(limits: list[ConnLimit]) -> bool:
+    for lim in limits:
+        if lim.limit > 0 and lim.current >= lim.limit:
+            return True
+    return False
 
 
 async def _run_connection(handler: ConnectionHandler, conn: socket.socket, listener: Listener, peer: object,

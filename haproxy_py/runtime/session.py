@@ -10,7 +10,6 @@ import ipaddress
 import math
 import socket
 import time
-from collections.abc import Callable
 
 import trio
 
@@ -23,7 +22,7 @@ from haproxy_py.core.server import ServerState
 from haproxy_py.core.stats import ProxyCounters
 from haproxy_py.logformat import LogRecord
 from haproxy_py.runtime.connect import BackendRuntime, ConnectFailed, ConnectTiming, NoServer, QueueTimeout
-from haproxy_py.runtime.forward import Activity, pump, send_all
+from haproxy_py.runtime.forward import Activity, Forwarder, send_all, tunnel
 from haproxy_py.runtime.inspect import route_tcp
 from haproxy_py.runtime.listeners import ConnLimit
 
@@ -34,16 +33,18 @@ def _seconds(ms: int | None) -> float:
     return ms / 1000.0 if ms else math.inf
 
 
-def _activity(scope: trio.CancelScope, frontend: Proxy, backend: Proxy) -> Activity:
-    """The session's timers: client/server, their -fin variants once half-closed, tunnel."""
+SessionTimeouts = tuple[float, float, float | None, float | None, float | None]
+
+
+def _timers(frontend: Proxy, backend: Proxy) -> SessionTimeouts:
+    """A session's timeouts in seconds: client, server, client-fin, server-fin, tunnel."""
     ft, bt = frontend.timeouts, backend.timeouts
-    return Activity(
-        scope=scope,
-        client=_seconds(ft.client),
-        server=_seconds(bt.server),
-        client_fin=_seconds(ft.client_fin) if ft.client_fin else None,
-        server_fin=_seconds(bt.server_fin) if bt.server_fin else None,
-        tunnel=_seconds(bt.tunnel) if bt.tunnel else None,
+    return (
+        _seconds(ft.client),
+        _seconds(bt.server),
+        _seconds(ft.client_fin) if ft.client_fin else None,
+        _seconds(bt.server_fin) if bt.server_fin else None,
+        _seconds(bt.tunnel) if bt.tunnel else None,
     )
 
 
@@ -57,6 +58,9 @@ class FrontendRuntime:
 
     # the process-wide connection count (for logs' actconn); set by the supervisor
     global_limit: ConnLimit | None = None
+    # the process's Forwarder, which moves the bytes of every tcp session; set by the supervisor
+    # (without one, each session moves its own)
+    forwarder: Forwarder | None = None
 
     def __init__(self, proxy: Proxy, backends: dict[str, BackendRuntime]) -> None:
         self.proxy = proxy
@@ -68,6 +72,8 @@ class FrontendRuntime:
         self.rules = ProxyRules.build(proxy)
         self.backend_rules = {name: ProxyRules.build(be.proxy) for name, be in backends.items()
                               if be.proxy.tcp_request_rules and be.proxy is not proxy}
+        # per backend proxy: the timeouts of a session, worked out once rather than per connection
+        self._timers: dict[int, SessionTimeouts] = {}
         # a connection needs a SampleContext only when some rule may look at it (an unconditional
         # static use_backend does not)
         self.routes_by_content = bool(self.rules.connection or self.rules.session or self.rules.content
@@ -84,6 +90,13 @@ class FrontendRuntime:
         ctx.src, ctx.src_port = _ip_port(peer)
         ctx.dst, ctx.dst_port = _ip_port(local)
         return ctx
+
+    def activity(self, scope: trio.CancelScope, backend: Proxy) -> Activity:
+        """The timers of a session from this frontend to `backend`, driven through `scope`."""
+        timers = self._timers.get(id(backend))
+        if timers is None:
+            timers = self._timers[id(backend)] = _timers(self.proxy, backend)
+        return Activity(scope, *timers)
 
     def _nbsrv(self, name: str) -> int | None:
         be = self.backends.get(name)
@@ -114,21 +127,18 @@ def _ip_port(addr: object) -> tuple[ipaddress.IPv4Address | ipaddress.IPv6Addres
     return None, 0
 
 
-Spawn = Callable[..., None]
-
-
 async def tcp_session(conn: socket.socket, frontend: FrontendRuntime, peer: object = None,
-                      local_port: int | None = None, spawn: Spawn | None = None) -> None:
+                      local_port: int | None = None) -> None:
     """Serve one mode-tcp connection to the end. Never raises for peer-caused failures.
 
     `peer` is the client address accept() returned and `local_port` the listener's port; both
-    are looked up on the socket when not given. `spawn` starts a task in a nursery that outlives
-    the session (the supervisor's sessions nursery).
+    are looked up on the socket when not given. Both directions are moved by this task alone
+    (`forward.tunnel`); the caller closes `conn` when this returns.
     """
     frontend.counters.session_started()
     record = _new_record(frontend.proxy, peer, local_port) if frontend.proxy.logs else None
     try:
-        await _tcp_session(conn, frontend, peer, local_port, spawn, record)
+        await _tcp_session(conn, frontend, peer, local_port, record)
     finally:
         if record is not None:
             _finish_record(record, frontend)  # counts still include this session, as HAProxy's do
@@ -155,7 +165,7 @@ def _finish_record(record: LogRecord, frontend: FrontendRuntime) -> None:
 
 
 async def _tcp_session(conn: socket.socket, frontend: FrontendRuntime, peer: object, local_port: int | None,
-                       spawn: Spawn | None, record: LogRecord | None = None) -> None:
+                       record: LogRecord | None = None) -> None:
     initial = b""  # bytes read while inspecting: they go to the server first, untouched
     if frontend.routes_by_content:
         route = await route_tcp(conn, frontend, frontend.sample_context(conn, peer))
@@ -177,14 +187,13 @@ async def _tcp_session(conn: socket.socket, frontend: FrontendRuntime, peer: obj
     except OSError:
         return
     ctx = PickContext(peer=peer)
-    client_port = local_port
     timing = ConnectTiming() if record is not None else None
     if record is not None:
         record.backend = backend.proxy.name
     backend.counters.session_started()
     try:
         try:
-            server_sock, server = await backend.connect(ctx, client_port, timing=timing)
+            server_sock, server = await backend.connect(ctx, local_port, timing=timing)
         except (NoServer, QueueTimeout, ConnectFailed) as e:
             if record is not None and timing is not None:
                 _fill_connect(record, timing, getattr(e, "server", None), backend)
@@ -198,10 +207,15 @@ async def _tcp_session(conn: socket.socket, frontend: FrontendRuntime, peer: obj
                     await send_all(server_sock, memoryview(initial))
                 except _PEER_ERRORS:
                     return
-            with backend.session_scope(server) as killed:  # on-marked-down shutdown-sessions cancels it
-                activity = await _forward(conn, server_sock, frontend.proxy, backend.proxy, spawn)
+            # one cancel scope carries the session's timeouts and on-marked-down shutdown-sessions
+            activity = frontend.activity(trio.CancelScope(), backend.proxy)
+            backend.attach(server, activity)
+            try:
+                await tunnel(conn, server_sock, activity, forwarder=frontend.forwarder)
+            finally:
+                backend.detach(server, activity)
             if record is not None:
-                record.termination = "DD" if killed.cancelled_caught else activity.termination()
+                record.termination = activity.termination()
         finally:
             server_sock.close()
             backend.release(server)
@@ -236,63 +250,3 @@ def _fill_connect(record: LogRecord, timing: ConnectTiming, server: ServerState 
         record.srv_conn = server.served
     if timing.failure:
         record.termination = _CONNECT_FAILURES[timing.failure]
-
-
-async def _forward(client: socket.socket, server: socket.socket, frontend: Proxy, backend: Proxy,
-                   spawn: Spawn | None = None) -> Activity:
-    """Pump both directions until both ends are closed, a side fails, or the session times out.
-
-    The session task pumps server->client itself; client->server runs as one child task in the
-    caller's long-lived nursery (`spawn`), which costs far less than a nursery per session. The
-    child never outlives this call: it is cancelled and awaited before returning.
-    """
-    with trio.CancelScope() as scope:
-        activity = _activity(scope, frontend, backend)
-        if spawn is None:
-            try:
-                async with trio.open_nursery() as nursery:
-                    nursery.start_soon(_pump_then_wait, client, server, activity, True, None)
-                    nursery.start_soon(_pump_then_wait, server, client, activity, False, None)
-            except* _PEER_ERRORS:
-                pass  # a reset on either side ends the session; the sockets are closed by the caller
-            return activity
-        upstream_scope = trio.CancelScope()
-        upstream_done = trio.Event()
-        spawn(_upstream, client, server, activity, upstream_scope, upstream_done)
-        try:
-            await _pump_then_wait(server, client, activity, False, upstream_scope)
-            await upstream_done.wait()
-        finally:
-            if not upstream_done.is_set():
-                upstream_scope.cancel()
-                with trio.CancelScope(shield=True):
-                    await upstream_done.wait()
-    return activity
-
-
-async def _upstream(client: socket.socket, server: socket.socket, activity: Activity,
-                    scope: trio.CancelScope, done: trio.Event) -> None:
-    try:
-        with scope:
-            await _pump_then_wait(client, server, activity, True, None)
-    finally:
-        done.set()
-
-
-async def _pump_then_wait(src: socket.socket, dst: socket.socket, activity: Activity, upstream: bool,
-                          other: trio.CancelScope | None) -> None:
-    try:
-        await pump(src, dst, activity, upstream)
-    except _PEER_ERRORS:
-        # one side failed: end the whole session (reported as an abort of the side we read)
-        activity.failed_side = "C" if upstream else "S"
-        activity.scope.cancel()
-        if other is not None:
-            other.cancel()
-        return
-    # src shut its output: that side's -fin timeout now applies
-    if upstream:
-        activity.client_closed = True
-    else:
-        activity.server_closed = True
-    activity.recompute()

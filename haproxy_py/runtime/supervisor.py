@@ -3,6 +3,7 @@
 ```
 serve
  ├─ signals            SIGUSR1 soft stop, SIGTERM/SIGINT hard stop
+ ├─ forwarder          moves the bytes of every mode-tcp session (forward.Forwarder)
  ├─ http fast path     serves the keep-alive requests of parked mode-http sessions (http_fastpath)
  └─ sessions nursery   one task per client connection
      └─ acceptors      one accept loop per listening socket (cancelled on soft stop)
@@ -28,6 +29,7 @@ from haproxy_py.runtime import http_fastpath
 from haproxy_py.runtime.admin import serve_stats_sockets
 from haproxy_py.runtime.checks import run_checks
 from haproxy_py.runtime.connect import BackendRuntime
+from haproxy_py.runtime.forward import Forwarder
 from haproxy_py.runtime.http_session import begin_soft_stop, check_http_config, http_session
 from haproxy_py.process.reload import send_listeners
 from haproxy_py.runtime.listeners import ConnLimit, Gate, Listener, accept_loop
@@ -98,24 +100,27 @@ async def serve(config: Config, listeners: list[Listener], *, maxconn: int = DEF
         _split_limits(rt, index, count)
         maxconn = workersync.split_limit(maxconn, count, index)
     global_limit = ConnLimit(maxconn)
+    # moves the bytes of every mode-tcp session of this process
+    forwarder = Forwarder() if any(fe.proxy.mode != "http" for fe in rt.frontends.values()) else None
     for fe in rt.frontends.values():
         fe.global_limit = global_limit
+        fe.forwarder = forwarder
     fe_limits = {name: ConnLimit(workersync.split_limit(fe.proxy.maxconn, count, index))
                  for name, fe in rt.frontends.items()}
     control = StopControl(config=config, workers=list(workers))
     control.on_soft_stop.append(lambda: begin_soft_stop(rt))
-
-    sessions: trio.Nursery | None = None  # set below; sessions' helper tasks start there
 
     async def handle(conn: socket.socket, listener: Listener, peer: object) -> None:
         frontend = rt.frontends[listener.proxy.name]
         if listener.proxy.mode == "http":
             await http_session(conn, frontend, rt)
         else:
-            await tcp_session(conn, frontend, peer, listener.port, sessions.start_soon if sessions else None)
+            await tcp_session(conn, frontend, peer, listener.port)
 
     async with trio.open_nursery() as outer:
         control.everything = outer.cancel_scope
+        if forwarder is not None:
+            outer.start_soon(forwarder.run)
         if handle_signals:
             await outer.start(_signals, control)
         if worker is not None:
