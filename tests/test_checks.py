@@ -8,6 +8,7 @@ directly through `ServerCheck`, so the tests stay short and exact.
 from __future__ import annotations
 
 import io
+import math
 import os
 import socket
 import tempfile
@@ -15,6 +16,7 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 import trio
+import trio.testing
 
 from haproxy_py import log
 from haproxy_py.config.loader import load
@@ -504,3 +506,121 @@ async def test_first_checks_are_spread_over_the_smallest_interval(stderr: io.Str
     offsets = [first[f"s{i}"] - t0 for i in range(4)]
     for got, want in zip(offsets, (0.0, 0.25, 0.5, 0.75)):
         assert abs(got - want) < 0.08, offsets
+
+
+async def test_run_loop_sends_the_request_and_resets_the_connection(stderr: io.StringIO,
+                                                                    engine: checks.CheckEngine) -> None:
+    # the checks started by the engine itself (requests sent once the batch is started, answers
+    # peeked and left unread) put the same bytes on the wire and end with a reset, as HAProxy does
+    seen: list[bytes] = []
+    ends: list[str] = []
+
+    async def handle(stream: trio.SocketStream) -> None:
+        data = b""
+        while b"\r\n\r\n" not in data:
+            data += await stream.receive_some(4096)
+        seen.append(data)
+        await stream.send_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+        try:
+            ends.append("eof" if await stream.receive_some(10) == b"" else "data")
+        except trio.BrokenResourceError:
+            ends.append("reset")
+
+    async with trio.open_nursery() as n:
+        listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+        port = listeners[0].socket.getsockname()[1]
+        await n.start(trio.serve_listeners, handle, listeners)
+        rt = build("option httpchk GET /health HTTP/1.1\nhttp-check send hdr Host example.org",
+                   [f"s1 127.0.0.1:{port} check inter 50ms"])
+        c = checker(rt, "s1", engine)
+        assert (await c.check_once())[:3] == ("L7OK", 200, "")
+        n.start_soon(c.run, 0)
+        with trio.fail_after(3):
+            while len(ends) < 4:
+                await trio.sleep(0.01)
+        assert (c.state.check_status, c.state.check_code) == ("L7OK", 200)
+        n.cancel_scope.cancel()
+    assert set(seen) == {c.plan.request}
+    assert c.plan.request == b"GET /health HTTP/1.1\r\nhost: example.org\r\nconnection: close\r\n\r\n"
+    assert set(ends) == {"reset"}
+
+
+class _Target:
+    def __init__(self, log: list[tuple[str, float]], name: str) -> None:
+        self.log = log
+        self.name = name
+
+    def fire(self) -> None:
+        self.log.append((self.name, trio.current_time()))
+
+
+async def test_engine_timers_fire_at_most_half_a_grain_early_and_can_be_withdrawn(nursery: trio.Nursery) -> None:
+    e = checks.CheckEngine(grain=0.02)
+    nursery.start_soon(e.run)
+    fired: list[tuple[str, float]] = []
+    now = trio.current_time()
+    whens = {f"t{i}": now + 0.013 * i for i in range(1, 9)}
+    for name, when in whens.items():
+        e.at(when, _Target(fired, name))
+    e.at(now + 0.05, _Target(fired, "withdrawn"))[0] = None
+    e.at(math.inf, _Target(fired, "never"))
+    await trio.sleep(0.2)
+    assert sorted(name for name, _ in fired) == sorted(whens)
+    for name, t in fired:
+        assert t >= whens[name] - 0.01 - 0.001, (name, t - whens[name])
+        assert t <= whens[name] + 0.01 + 0.1, (name, t - whens[name])  # one bucket late, plus scheduling
+    e.close()
+
+
+async def test_engine_grain_can_change_with_timers_pending(nursery: trio.Nursery) -> None:
+    e = checks.CheckEngine(grain=0.005)
+    fired: list[tuple[str, float]] = []
+    now = trio.current_time()
+    e.at(now + 0.03, _Target(fired, "a"))
+    e.at(now + 0.01, _Target(fired, "b"))
+    e.grain = 0.002
+    nursery.start_soon(e.run)
+    await trio.sleep(0.1)
+    assert [name for name, _ in fired] == ["b", "a"]
+    e.close()
+
+
+async def test_engine_uses_trio_deadlines_under_a_mock_clock(autojump_clock: trio.testing.MockClock,
+                                                             nursery: trio.Nursery) -> None:
+    # trio's autojump only knows about trio's own deadlines: the engine must not use its timerfd
+    e = checks.CheckEngine(grain=0.005)
+    nursery.start_soon(e.run)
+    t0 = trio.current_time()
+    await e.sleep_until(t0 + 600)
+    assert 600 - 0.0025 <= trio.current_time() - t0 <= 600.1
+    assert e._timer is None
+    e.close()
+
+
+def test_probes_sharing_a_limit_expire_once_and_only_if_still_in_flight() -> None:
+    e = checks.CheckEngine(grain=0.005)
+
+    class Probe:
+        expiry: object = None
+
+        def __init__(self) -> None:
+            self.expired = 0
+
+        def expire(self) -> None:
+            self.expiry = None
+            self.expired += 1
+
+    landed, waiting, moved = Probe(), Probe(), Probe()
+    for p in (landed, waiting, moved):
+        e.expire_at(100.0, p)  # type: ignore[arg-type]
+    group = waiting.expiry
+    assert landed.expiry is group and moved.expiry is group  # one timer for the three
+    landed.expiry = None  # landed before the limit
+    e.expire_at(101.0, moved)  # type: ignore[arg-type]  # given another limit
+    group.fire()  # type: ignore[union-attr]
+    assert (landed.expired, waiting.expired, moved.expired) == (0, 1, 0)
+    e.expire_at(100.0, Probe())  # type: ignore[arg-type]  # a fired group is never reused
+    assert e._expiry is not group
+    moved.expiry.fire()  # type: ignore[union-attr]
+    assert moved.expired == 1
+    e.close()

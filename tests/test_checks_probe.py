@@ -10,6 +10,8 @@ import os
 import tempfile
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from haproxy_py.config.loader import load
 from haproxy_py.config.model import Proxy
@@ -145,6 +147,56 @@ def test_parse_head_incomplete_complete_and_garbage() -> None:
         with pytest.raises(probe.InvalidResponse):
             probe.parse_head(bad)
     assert head(b"HTTP/1.1 200 OK\r\nA:\r\nB: c: d\r\n\r\n").headers == (("a", ""), ("b", "c: d"))
+
+
+def judged_the_long_way(raw: bytes) -> CheckOutcome | str | None:
+    try:
+        h = probe.parse_head(raw)
+    except probe.InvalidResponse:
+        return "invalid"
+    return None if h is None else probe.judge_http(h, b"", ())
+
+
+@pytest.mark.parametrize(
+    "raw, outcome",
+    [
+        (b"HTTP/1.1 200 OK\r\nServer: nginx\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+         CheckOutcome("L7OK", 200)),
+        (b"HTTP/1.0 302\r\n\r\nbody", CheckOutcome("L7OK", 302)),
+        (b"HTTP/1.1 399 x\r\n\r\n", CheckOutcome("L7OK", 399)),
+        (b"HTTP/1.1 503 Service Unavailable\r\nA: b\r\n\r\n", CheckOutcome("L7STS", 503, "Service Unavailable")),
+        (b"HTTP/1.1 404 \r\n\r\n", CheckOutcome("L7STS", 404, "")),
+        (b"HTTP/1.1 199 Early\r\n\r\n", CheckOutcome("L7STS", 199, "Early")),
+        (b"HTTP/1.1 200 OK\r\nX: \xff\r\n\r\n", CheckOutcome("L7OK", 200)),
+        # left to the general path: incomplete, bare LF, odd status lines, bad header lines
+        (b"HTTP/1.1 200 OK\r\nContent-Le", None),
+        (b"HTTP/1.1 200 OK\nA: b\n\n", None),
+        (b"HTTP/1.1 200 O\rK\r\n\r\n", None),
+        (b"HTTP/1.1 2000 OK\r\n\r\n", None),
+        (b"HTTP/1.1 200OK\r\n\r\n", None),
+        (b"HTTP/1.1 200 OK\r\nName : x\r\n\r\n", None),
+        (b"HTTP/1.1 200 OK\r\n folded: x\r\n\r\n", None),
+        (b"+PONG\r\n", None),
+    ],
+)
+def test_judge_plain_head(raw: bytes, outcome: CheckOutcome | None) -> None:
+    assert probe.judge_plain_head(raw) == outcome
+    if outcome is not None:
+        assert judged_the_long_way(raw) == outcome
+
+
+_HEAD_PIECES = [b"HTTP/1.1 ", b"HTTP/1.0 ", b"HTTP/2.0 ", b"200", b"302", b"404", b"99", b"1000", b" OK", b" ",
+                b"\r\n", b"\n", b"\r", b"\r\n\r\n", b"\n\n", b"Name: value", b"Name : value", b"X:", b":x",
+                b"\t", b"a", b"\xff", b"\x00", b"\x0b"]
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.lists(st.sampled_from(_HEAD_PIECES), min_size=1, max_size=12), st.booleans())
+def test_judge_plain_head_never_disagrees_with_the_general_path(pieces: list[bytes], status_first: bool) -> None:
+    raw = (b"HTTP/1.1 200 OK\r\n" if status_first else b"") + b"".join(pieces)
+    quick = probe.judge_plain_head(raw)
+    if quick is not None:
+        assert judged_the_long_way(raw) == quick
 
 
 def expects(*rules: str) -> tuple[probe.Expect, ...]:
