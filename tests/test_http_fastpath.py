@@ -223,3 +223,46 @@ async def test_transactions_served_here_are_logged_like_the_others() -> None:
         assert f" fe be/s1 0/0/0/" in line and f" 200 {size} - - ---- " in line, line
         assert line.rstrip().endswith(f'"GET {path} HTTP/1.1"'), line
     assert " fe be/s1 0/0/0/-1/" in lines[3] and " 504 " in lines[3] and " sH-- " in lines[3], lines[3]
+
+
+async def test_shutdown_sessions_of_a_server_ends_its_http_transactions() -> None:
+    origin = Origin("s1", respond=lambda req: "hang" if req.url.startswith(b"/slow") else text_response(req.url))
+    port = free_port()
+    try:
+        async with running(cfg(port, [origin.addr])) as rt:
+            backend = rt.backends["be"]
+            server = backend.servers[0]
+
+            def first_request_hangs() -> bytes:
+                with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+                    s.sendall(b"GET /slow1 HTTP/1.1\r\nHost: h\r\n\r\n")
+                    return s.recv(100)
+
+            def later_request_hangs() -> bytes:
+                with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+                    assert exchange(s, "/a") == (200, b"/a")
+                    assert exchange(s, "/b") == (200, b"/b")
+                    s.sendall(b"GET /slow2 HTTP/1.1\r\nHost: h\r\n\r\n")
+                    return s.recv(100)
+
+            for client in (first_request_hangs, later_request_hangs):
+                async with trio.open_nursery() as nursery:
+                    got: list[bytes] = []
+                    nursery.start_soon(lambda: _collect(got, client))
+                    with trio.fail_after(5):
+                        while server.served == 0 or len(origin.requests) == 0 or \
+                                not origin.requests[-1].url.startswith(b"/slow"):
+                            await trio.sleep(0.01)
+                    assert backend.shutdown_sessions(server) == 1, client.__name__
+                assert got == [b""]  # closed, no answer
+                with trio.fail_after(5):
+                    while server.served:
+                        await trio.sleep(0.01)
+            after = await trio.to_thread.run_sync(session, port, ["/x", "/y"])
+    finally:
+        origin.close()
+    assert after == [(200, b"/x"), (200, b"/y")]
+
+
+async def _collect(out: list[bytes], fn) -> None:  # type: ignore[no-untyped-def]
+    out.append(await trio.to_thread.run_sync(fn))

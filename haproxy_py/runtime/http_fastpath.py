@@ -60,10 +60,11 @@ class Parked:
 
     __slots__ = ("session", "fd", "event", "outcome", "state", "deadline", "heap_at", "req", "backend", "be", "sc", "server",
                  "keep", "server_keep", "chunked", "received", "t0", "t_conn", "t_resp", "pending",
-                 "end_after_write", "mode", "counted_sc", "local", "n_headers", "mask")
+                 "end_after_write", "mode", "counted_sc", "local", "n_headers", "mask", "fast")
 
-    def __init__(self, session: HttpSession) -> None:
+    def __init__(self, session: HttpSession, fast: FastPath) -> None:
         self.session = session
+        self.fast = fast
         self.fd = session.client.fileno()
         self.event = trio.Event()
         self.outcome = 0
@@ -88,6 +89,11 @@ class Parked:
         self.n_headers = 0  # the request's headers before forwardfor added its own
         self.mask = _IN  # the client socket's events watched
 
+    def cancel(self) -> None:
+        """`shutdown sessions` of the transaction's server (on-marked-down shutdown-sessions)."""
+        self.session._terminate("DH" if self.state == WAIT_HEAD else "DD")
+        self.fast._close(self)
+
 
 class FastPath:
     """The process's fast path (one per trio run); `run()` must be running for sessions to park."""
@@ -107,7 +113,7 @@ class FastPath:
     async def park(self, session: HttpSession) -> int:
         """Serve `session`'s connection from here until it needs its task back (HANDBACK: its
         reader holds the next request) or has ended (CLOSED)."""
-        p = Parked(session)
+        p = Parked(session, self)
         self._by_fd[p.fd] = (p, _CLIENT)
         self._ep.register(p.fd, _IN)
         self._idle(p, session.t_last)
@@ -267,6 +273,7 @@ class FastPath:
             rec = p.session._rec
             if rec is not None:
                 rec.srv_conn = p.server.served - 1
+            backend.detach(p.server, p)
             backend.release(p.server)
             backend.counters.session_ended()
             p.server = None
@@ -358,6 +365,7 @@ class FastPath:
             self._close(p)  # a head too big for an empty socket buffer: not a live idle connection
             return True
         backend._take(server)
+        backend.attach(server, p)  # for `shutdown sessions` (on-marked-down shutdown-sessions)
         backend.counters.session_started()
         fe.counters.request_seen()
         be.counters.request_seen()

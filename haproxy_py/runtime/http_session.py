@@ -927,7 +927,12 @@ class HttpSession:
                 sc = reused if reused is not None and reused.sock is sock else ServerConn(sock, server, self.limits)
                 self.server_conn = sc
                 try:
-                    return await self._exchange(req, txn, be, sc, mode, server_keep, t0)
+                    # `on-marked-down shutdown-sessions` (or `shutdown sessions server`) cancels it
+                    with backend.session_scope(server):
+                        return await self._exchange(req, txn, be, sc, mode, server_keep, t0)
+                    # killed: the client connection goes with it, answered or not
+                    self._terminate("D" + ("H" if self._phase == P_SERVER else "D"))
+                    return False
                 except _RetryFresh:
                     fresh_only = True
                 finally:
