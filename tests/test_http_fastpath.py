@@ -4,6 +4,8 @@ are blocking sockets in threads; origins are real servers on loopback."""
 
 from __future__ import annotations
 
+import csv as csv_module
+import io
 import socket
 import time
 
@@ -13,6 +15,7 @@ from test_http_counters import running
 
 from haproxy_py import log
 from haproxy_py.config.loader import load_text
+from haproxy_py.core import stats
 from haproxy_py.runtime import http_fastpath
 
 
@@ -266,3 +269,24 @@ async def test_shutdown_sessions_of_a_server_ends_its_http_transactions() -> Non
 
 async def _collect(out: list[bytes], fn) -> None:  # type: ignore[no-untyped-def]
     out.append(await trio.to_thread.run_sync(fn))
+
+
+async def test_server_and_backend_response_times_are_averaged() -> None:
+    def slow(req) -> bytes:  # type: ignore[no-untyped-def]
+        time.sleep(0.05)
+        return text_response(b"ok")
+
+    origin = Origin("s1", respond=slow)
+    port = free_port()
+    try:
+        async with running(cfg(port, [origin.addr])) as rt:
+            got = await trio.to_thread.run_sync(session, port, ["/a", "/b", "/c"])
+            csv = stats.render_csv(stats.snapshot(rt))
+    finally:
+        origin.close()
+    assert [g[0] for g in got] == [200, 200, 200]
+    rows = list(csv_module.DictReader(io.StringIO(csv.lstrip("# "))))
+    for svname in ("s1", "BACKEND"):
+        row = next(r for r in rows if r["pxname"] == "be" and r["svname"] == svname)
+        assert 40 <= int(row["rtime"]) < 1000 and int(row["ttime"]) >= int(row["rtime"]), row
+        assert int(row["rtime_max"]) >= 40, row

@@ -6,6 +6,8 @@ It holds plain values so that a snapshot of it can be copied between worker proc
 
 from __future__ import annotations
 
+from typing import Any
+
 import attrs
 
 
@@ -24,6 +26,8 @@ class ServerCounters:
     sessions_max: int = 0
     check_failures: int = 0  # chkfail: failed checks that counted (health was above 0)
     down_transitions: int = 0  # chkdown: UP -> DOWN transitions caused by checks
+    # qtime/ctime/rtime/ttime averages and maxima (core.stats.Timers)
+    timers: Any = attrs.field(factory=lambda: _timers())
 
 
 @attrs.define(eq=False)
@@ -96,3 +100,9 @@ class ServerState:
     def load(self) -> int:
         """Connections this server is answerable for: served plus queued (what leastconn counts)."""
         return self.served + self.queued
+
+
+def _timers() -> Any:
+    from haproxy_py.core.stats import Timers  # (stats renders these counters: it imports this module)
+
+    return Timers()

@@ -525,8 +525,9 @@ class FastPath:
         req = p.req
         be = p.be
         now = self.now
-        be.counters.record_timers(0, int((p.t_conn - p.t0) * 1000), int((p.t_resp - p.t_conn) * 1000),
-                                  int((now - p.t0) * 1000))
+        timers = (0, int((p.t_conn - p.t0) * 1000), int((p.t_resp - p.t_conn) * 1000), int((now - p.t0) * 1000))
+        be.counters.timers.record(*timers)
+        sc.server.counters.timers.record(*timers)
         reader = sc.reader
         if req.method == _HEAD:
             reader.reset_after_head()

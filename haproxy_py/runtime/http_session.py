@@ -1190,7 +1190,9 @@ class HttpSession:
         finally:
             self._count_out(sc, be, sent)
         self._t_end = now = trio.current_time()
-        be.counters.record_timers(0, int((t_conn - t0) * 1000), int((t_resp - t_conn) * 1000), int((now - t0) * 1000))
+        timers = (0, int((t_conn - t0) * 1000), int((t_resp - t_conn) * 1000), int((now - t0) * 1000))
+        be.counters.timers.record(*timers)
+        server.counters.timers.record(*timers)
         if req.method == _HEAD:
             reader.reset_after_head()
         # (a connection that carried an upgrade request is not reused: the server may have switched
