@@ -223,7 +223,7 @@ async def test_transactions_served_here_are_logged_like_the_others() -> None:
     assert [g[0] for g in got] == [200, 200, 200, 504]
     for path, line in zip(["/a", "/b", "/c"], lines):
         size = len(text_response(path.encode()))
-        assert f" fe be/s1 0/0/0/" in line and f" 200 {size} - - ---- " in line, line
+        assert " fe be/s1 0/0/0/" in line and f" 200 {size} - - ---- " in line, line
         assert line.rstrip().endswith(f'"GET {path} HTTP/1.1"'), line
     assert " fe be/s1 0/0/0/-1/" in lines[3] and " 504 " in lines[3] and " sH-- " in lines[3], lines[3]
 

@@ -204,7 +204,7 @@ class FastPath:
             else:  # a stalled transfer (server silent mid-body, or client not reading)
                 sc = p.sc
                 if sc is not None and p.state == RELAY and not p.pending:
-                    _response_error(sc.server, p.be)
+                    _session._response_error(sc.server, p.be)
                     p.session._terminate("sD")
                 else:
                     p.session._terminate("cD")
@@ -286,18 +286,9 @@ class FastPath:
             self._set_mask(p, _OUT if p.pending else 0)
             return
         reader = s.reader
-        buf = POOL.get()
-        try:
-            try:
-                n = s.client.recv_into(buf)
-            except BlockingIOError:
-                return
-            except OSError:
-                n = 0
-            if n:
-                reader.feed(memoryview(buf)[:n])
-        finally:
-            POOL.put(buf)
+        n = _read(s.client, reader)
+        if n < 0:
+            return
         s._rx += n
         if n and s._log:
             s._t_first = self.now  # the request's first byte (the record's Ti/TR)
@@ -403,20 +394,11 @@ class FastPath:
         if sc is None:
             return
         reader = sc.reader
-        buf = POOL.get()
-        try:
-            try:
-                n = sc.sock.recv_into(buf)
-            except BlockingIOError:
-                return
-            except OSError:
-                n = 0
-            if n:
-                reader.feed(memoryview(buf)[:n])
-            else:
-                reader.feed_eof()
-        finally:
-            POOL.put(buf)
+        n = _read(sc.sock, reader)
+        if n < 0:
+            return
+        if n == 0:
+            reader.feed_eof()
         if p.state == WAIT_HEAD:
             if n == 0 and p.received == 0 and sc.reused:
                 # the server closed the idle connection as the request went out: the task sends
@@ -452,7 +434,7 @@ class FastPath:
             ev = reader.next_event()
             if ev is None:
                 if reader.stopped:
-                    _response_error(server, be)
+                    _session._response_error(server, be)
                     self._server_failed(p, 502, "PH")
                 return
             if type(ev) is ResponseHead:
@@ -463,11 +445,11 @@ class FastPath:
                     continue
                 head = ev
                 break
-            _response_error(server, be)
+            _session._response_error(server, be)
             self._server_failed(p, 502, "SH" if type(ev) is H1Error and ev.abort else "PH")
             return
         if head.status == 101:
-            _response_error(server, be)
+            _session._response_error(server, be)
             self._server_failed(p, 502, "PH")
             return
         req = p.req
@@ -510,7 +492,7 @@ class FastPath:
                 return
             else:  # truncated or invalid body after the head was sent: cut the connection
                 p.session._terminate("SD")
-                _response_error(sc.server, p.be)
+                _session._response_error(sc.server, p.be)
                 p.end_after_write = True
                 self._drop_server(p)
                 self._flush(p)
@@ -628,7 +610,7 @@ class FastPath:
         if s._rec is not None:
             s._rec.status = status
         if timeout:
-            _response_error(p.sc.server, be)
+            _session._response_error(p.sc.server, be)
         self._drop_server(p)
         s.server_conn = None
         fe = s.fe
@@ -655,10 +637,22 @@ class FastPath:
             self._next(p)
 
 
-def _response_error(server: object, be: HttpProxy | None) -> None:
-    server.counters.response_errors += 1  # type: ignore[attr-defined]
-    if be is not None:
-        be.counters.response_errors += 1
+def _read(sock: socket.socket, reader: Any) -> int:
+    """Read once into `reader` through a pooled buffer: bytes read, 0 at EOF or reset, -1 when
+    nothing is there after all."""
+    buf = POOL.get()
+    try:
+        try:
+            n = sock.recv_into(buf)
+        except BlockingIOError:
+            return -1
+        except OSError:
+            return 0
+        if n:
+            reader.feed(memoryview(buf)[:n])
+        return n
+    finally:
+        POOL.put(buf)
 
 
 _CURRENT: dict[object, FastPath] = {}
