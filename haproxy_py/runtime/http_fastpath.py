@@ -214,7 +214,7 @@ class FastPath:
     def _idle(self, p: Parked, since: float) -> None:
         s = p.session
         p.state = IDLE
-        s._phase = 0  # P_IDLE, for the soft stop
+        s._phase = _session.P_IDLE  # for the soft stop
         self._arm(p, since + s.fe.t_keepalive)
 
     def _hand_back(self, p: Parked) -> None:
@@ -384,7 +384,7 @@ class FastPath:
             sc.watcher = self
             self._ep.register(fd, _IN)
         p.state = WAIT_HEAD
-        s._phase = 4  # P_SERVER
+        s._phase = _session.P_SERVER
         self._arm(p, now + be.t_server)
         return True
 
@@ -468,7 +468,7 @@ class FastPath:
         p.chunked = head.body == "chunked"
         p.pending = [http1.response_head_bytes(head, p.keep, req.version)]
         p.state = RELAY
-        s._phase = 5  # P_RESPONSE
+        s._phase = _session.P_RESPONSE
         p.server_keep = p.server_keep and head.server_keepalive
         self._arm(p, p.t_resp + be.t_server)
         self._relay_body(p)
