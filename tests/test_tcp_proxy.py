@@ -399,46 +399,40 @@ async def test_tunnel_timeouts_close_one_direction_at_a_time(forwarder: object) 
         sk.close()
 
 
-async def test_tunnel_fin_timeouts_apply_to_the_side_the_proxy_shut(forwarder: object) -> None:
+# (timeouts, the side that shuts its output, pause before it does, elapsed bounds, termination,
+#  the half-closed flag then set)
+FIN_CASES = [
+    # the client shut its output: the proxy shuts the server's, so server-fin applies
+    (dict(client=5.0, server=5.0, client_fin=0.2, server_fin=0.3), "client", 0.0, (0.25, 2.0), "sD", "client_closed"),
+    # the server shut its output: client-fin applies
+    (dict(client=5.0, server=5.0, client_fin=0.3, server_fin=0.2), "server", 0.0, (0.25, 2.0), "cD", "server_closed"),
+    # timeout tunnel replaces client and server, a -fin timeout overrides it once half-closed
+    (dict(client=0.1, server=0.1, server_fin=0.3, tunnel=5.0), "client", 0.2, (0.45, 2.0), "sD", None),
+]
+
+
+@pytest.mark.parametrize("timeouts, shut, pause, window, termination, flag", FIN_CASES,
+                         ids=["server-fin", "client-fin", "tunnel-then-fin"])
+async def test_tunnel_fin_timeouts_apply_to_the_side_the_proxy_shut(forwarder: object, timeouts: dict, shut: str,
+                                                                     pause: float, window: tuple[float, float],
+                                                                     termination: str, flag: str | None) -> None:
     import trio
 
     from haproxy_py.runtime.forward import Activity
 
-    # the client shut its output: the proxy shuts the server's, so server-fin applies
     a, b, c, d = _pairs()
     t0 = trio.current_time()
-    activity = Activity(scope=trio.CancelScope(), client=5.0, server=5.0, client_fin=0.2, server_fin=0.3)
+    activity = Activity(scope=trio.CancelScope(), **timeouts)
     async with trio.open_nursery() as nursery:
         nursery.start_soon(_session, b, c, activity, forwarder)
-        a.shutdown(socket.SHUT_WR)
-    assert 0.25 < trio.current_time() - t0 < 2.0
-    assert activity.termination() == "sD" and activity.client_closed
-    for sk in (a, d):
-        sk.close()
-
-    # the server shut its output: client-fin applies
-    a, b, c, d = _pairs()
-    t0 = trio.current_time()
-    activity = Activity(scope=trio.CancelScope(), client=5.0, server=5.0, client_fin=0.3, server_fin=0.2)
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(_session, b, c, activity, forwarder)
-        d.shutdown(socket.SHUT_WR)
-    assert 0.25 < trio.current_time() - t0 < 2.0
-    assert activity.termination() == "cD" and activity.server_closed
-    for sk in (a, d):
-        sk.close()
-
-    # timeout tunnel replaces client and server, a -fin timeout overrides it once half-closed
-    a, b, c, d = _pairs()
-    t0 = trio.current_time()
-    activity = Activity(scope=trio.CancelScope(), client=0.1, server=0.1, server_fin=0.3, tunnel=5.0)
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(_session, b, c, activity, forwarder)
-        await trio.sleep(0.2)
-        assert not activity.timed_out  # neither client nor server timeout applies
-        a.shutdown(socket.SHUT_WR)
-    assert 0.45 < trio.current_time() - t0 < 2.0
-    assert activity.termination() == "sD"
+        if pause:
+            await trio.sleep(pause)
+            assert not activity.timed_out  # neither client nor server timeout applies
+        (a if shut == "client" else d).shutdown(socket.SHUT_WR)
+    assert window[0] < trio.current_time() - t0 < window[1]
+    assert activity.termination() == termination
+    if flag is not None:
+        assert getattr(activity, flag)
     for sk in (a, d):
         sk.close()
 
