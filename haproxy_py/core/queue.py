@@ -58,7 +58,9 @@ class BackendQueue:
             w.server.queued -= 1
 
     def server_queue_length(self, server: ServerState) -> int:
-        return sum(1 for w in self.per_server.get(id(server), ()) if not w.cancelled)
+        """Waiters for `server` itself: kept in `server.queued` as they come and go (O(1), asked on
+        every connection)."""
+        return server.queued
 
     def _head(self, q: deque[Waiter] | None) -> Waiter | None:
         while q and q[0].cancelled:
