@@ -19,6 +19,7 @@ from haproxy_py import log
 from haproxy_py.config.model import Config
 from haproxy_py.process import privileges
 from haproxy_py.process.daemon import Daemon
+from haproxy_py.process.loadshare import LoadShare
 from haproxy_py.process.notify import sd_notify
 from haproxy_py.process.pidfile import write_pidfile
 from haproxy_py.process.reload import fetch_from_old, make_export_socket
@@ -113,6 +114,7 @@ def run(config: Config, opts: Options, rep: Reporter) -> int:
 
     count = max(1, g.nbthread or 1)
     workers: list[Worker] = []
+    share = LoadShare(count) if count > 1 else None
     if count > 1:
 
         def run_worker(index: int, channel: socket.socket) -> int:
@@ -121,13 +123,14 @@ def run(config: Config, opts: Options, rep: Reporter) -> int:
                 export.close()
             if daemon_mode:
                 daemon.redirect_stdio()
-            trio.run(lambda: serve(config, listeners, maxconn=maxconn, worker=(index, count, channel)))
+            trio.run(lambda: serve(config, listeners, maxconn=maxconn, worker=(index, count, channel),
+                                     share=share))
             return 0
 
         workers = fork_workers(count, run_worker)
     try:
         trio.run(lambda: serve(config, listeners, maxconn=maxconn, export_sock=export, on_ready=ready,
-                               workers=workers))
+                               workers=workers, share=share))
     finally:
         if export is not None:
             export.close()

@@ -19,6 +19,7 @@ import attrs
 import trio
 
 from haproxy_py.config.model import Bind, BindAddress, Config, Proxy
+from haproxy_py.process.loadshare import DEFER_SECONDS, MAX_DEFERS, LoadShare
 
 ACCEPT_BATCH = 64
 DEFAULT_BACKLOG = 1024
@@ -202,14 +203,17 @@ class Gate:
 
 
 async def accept_loop(listener: Listener, limits: list[ConnLimit], handler: ConnectionHandler,
-                      nursery: trio.Nursery, gate: Gate | None = None) -> None:
+                      nursery: trio.Nursery, gate: Gate | None = None, share: LoadShare | None = None) -> None:
     """Accept connections until cancelled, in batches, holding off at any limit.
 
     Each connection runs `handler(sock, listener, peer_address)` as its own task in `nursery`; a failure there
-    never reaches this loop (the handler contains its own errors).
+    never reaches this loop (the handler contains its own errors). With worker processes, `share`
+    holds every process's connection count, and a process clearly busier than another leaves
+    pending connections to it for a moment (process/loadshare.py).
     """
     sock = listener.sock
     family = int(sock.family)  # read once: the property converts to an enum on every access
+    deferred = 0
     while True:
         if gate is not None:
             await gate.wait_open()
@@ -218,9 +222,17 @@ async def accept_loop(listener: Listener, limits: list[ConnLimit], handler: Conn
         await trio.lowlevel.wait_readable(sock)
         if gate is not None and not gate.is_open:
             continue
-        for _ in range(ACCEPT_BATCH):
+        if share is not None:
+            if deferred < MAX_DEFERS and share.should_defer():
+                deferred += 1
+                await trio.sleep(DEFER_SECONDS)
+                continue
+            deferred = 0
+        for i in range(ACCEPT_BATCH):
             if _any_full(limits):
                 break
+            if i and share is not None and share.should_defer():
+                break  # the first is taken whatever the others hold (looked at above)
             try:
                 fd, peer = sock._accept()
             except BlockingIOError:
@@ -237,7 +249,9 @@ async def accept_loop(listener: Listener, limits: list[ConnLimit], handler: Conn
             conn.setblocking(False)
             for lim in limits:
                 lim.take()
-            nursery.start_soon(_run_connection, handler, conn, listener, peer, limits)
+            if share is not None:
+                share.opened()
+            nursery.start_soon(_run_connection, handler, conn, listener, peer, limits, share)
         await trio.lowlevel.checkpoint()
 
 
@@ -249,7 +263,7 @@ def _any_full(limits: list[ConnLimit]) -> bool:
 
 
 async def _run_connection(handler: ConnectionHandler, conn: socket.socket, listener: Listener, peer: object,
-                          limits: list[ConnLimit]) -> None:
+                          limits: list[ConnLimit], share: LoadShare | None) -> None:
     try:
         await handler(conn, listener, peer)
     finally:
@@ -258,3 +272,5 @@ async def _run_connection(handler: ConnectionHandler, conn: socket.socket, liste
         finally:
             for lim in limits:
                 lim.release()
+            if share is not None:
+                share.closed()

@@ -32,6 +32,7 @@ from haproxy_py.runtime.connect import BackendRuntime
 from haproxy_py.runtime.forward import Forwarder
 from haproxy_py.runtime.http_session import begin_soft_stop, check_http_config, http_session
 from haproxy_py.process.reload import send_listeners
+from haproxy_py.process.loadshare import LoadShare
 from haproxy_py.runtime.listeners import ConnLimit, Gate, Listener, accept_loop
 from haproxy_py.runtime.session import FrontendRuntime, tcp_session
 
@@ -85,14 +86,15 @@ def block_control_signals() -> None:
 async def serve(config: Config, listeners: list[Listener], *, maxconn: int = DEFAULT_GLOBAL_MAXCONN,
                 export_sock: socket.socket | None = None, handle_signals: bool = True,
                 on_ready: Callable[[], None] | None = None, workers: Sequence[Worker] = (),
-                worker: tuple[int, int, socket.socket] | None = None,
+                worker: tuple[int, int, socket.socket] | None = None, share: LoadShare | None = None,
                 task_status: trio.TaskStatus[Runtime] = trio.TASK_STATUS_IGNORED) -> None:
     """Run the proxy until a stop signal (or cancellation).
 
     `on_ready` is called once signals are handled, which is when a launcher may report success.
     With worker processes, the main process passes `workers` (it keeps the control plane and
     forwards signals) and each worker passes `worker=(index, count, channel)`; limits are split so
-    that the processes together honour the configured ones.
+    that the processes together honour the configured ones, and `share` (made before the fork)
+    spreads the connections over them.
     """
     rt = Runtime.build(config)
     index, count = (worker[0], worker[1]) if worker is not None else (0, len(workers) + 1)
@@ -100,6 +102,8 @@ async def serve(config: Config, listeners: list[Listener], *, maxconn: int = DEF
         _split_limits(rt, index, count)
         maxconn = workersync.split_limit(maxconn, count, index)
     global_limit = ConnLimit(maxconn)
+    if share is not None:
+        share.index = index
     # moves the bytes of every mode-tcp session of this process
     forwarder = Forwarder() if any(fe.proxy.mode != "http" for fe in rt.frontends.values()) else None
     for fe in rt.frontends.values():
@@ -135,7 +139,7 @@ async def serve(config: Config, listeners: list[Listener], *, maxconn: int = DEF
                 outer.start_soon(_export_listeners, export_sock, listeners, control)
             outer.start_soon(run_checks, rt)
             for w in workers:
-                outer.start_soon(_main_channel, rt, w)
+                outer.start_soon(_main_channel, rt, w, share)
             if workers:
                 for be in rt.backends.values():
                     be.observers.append(lambda b: _broadcast(b, control.workers))
@@ -146,8 +150,10 @@ async def serve(config: Config, listeners: list[Listener], *, maxconn: int = DEF
                 async with trio.open_nursery() as acceptors:
                     for lst in listeners:
                         limits = [global_limit, fe_limits[lst.proxy.name]]
-                        acceptors.start_soon(accept_loop, lst, limits, handle, sessions, control.gate)
+                        acceptors.start_soon(accept_loop, lst, limits, handle, sessions, control.gate, share)
                     task_status.started(rt)
+            if share is not None:
+                share.leave()
             # soft stop: stop accepting and let go of the sockets (a successor may still hold them)
             for lst in listeners:
                 lst.sock.close()
@@ -219,7 +225,7 @@ async def _worker_channel(rt: Runtime, channel: socket.socket) -> None:
             await trio.sleep(REPORT_INTERVAL)
 
 
-async def _main_channel(rt: Runtime, w: Worker) -> None:
+async def _main_channel(rt: Runtime, w: Worker, share: LoadShare | None) -> None:
     """In the main process: fold one worker's counter reports into the main's counters."""
     fe = {name: f.counters for name, f in rt.frontends.items()}
     be = {name: b.counters for name, b in rt.backends.items()}
@@ -237,6 +243,8 @@ async def _main_channel(rt: Runtime, w: Worker) -> None:
             data = b""
         if not data:
             rt.worker_reports.forget(w.index)
+            if share is not None:
+                share.leave(w.index)  # it died or stopped: no connection is left to it
             return
         message = workersync.decode(data)
         if message.get("t") == "counters":
