@@ -197,6 +197,14 @@ def consume_connection(headers: Headers) -> tuple[bool, bool]:
     while i < len(headers):
         name, value = headers[i]
         if name == b"connection":
+            low = value.lower()
+            if low == _KEEPALIVE or low == _CLOSE:  # the usual single token
+                if low == _CLOSE:
+                    close = True
+                else:
+                    keepalive = True
+                del headers[i]
+                continue
             kept = []
             tokens = _split_tokens(value)
             for tok in tokens:
@@ -689,7 +697,7 @@ class ResponseReader:
         self.events: deque[Event] = deque()
         self._parser: httptools.HttpResponseParser | None = _new_response_parser(self)
         self._head: ResponseHead | None = None
-        self._cost = 0
+        self._headers: Headers = []  # the head's, as they come
         self._trailers: Headers | None = None
         self._in_head = False
         self._raw_len = 0
@@ -764,7 +772,7 @@ class ResponseReader:
     # -- llhttp callbacks -----------------------------------------------------------------------
     def on_message_begin(self) -> None:
         self._head = ResponseHead()
-        self._cost = 0
+        self._headers = []
         self._raw_len = 0
         self._trailers = None
         self._in_head = True
@@ -775,16 +783,14 @@ class ResponseReader:
         head.reason = head.reason + reason if head.reason else reason
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        if name[-1] == 32:
-            raise H1Error(502, "space before the colon of a header name")
+        # called once per header line: the name and count checks wait for the end of the head
         if self._in_head:
             if value and value[-1] in _OWS:
                 value = value.rstrip(b" \t")
-            headers = self._head.headers  # type: ignore[union-attr]
-            headers.append((name.lower(), value))
-            if len(headers) > self._max_headers:
-                raise H1Error(502, "too many headers")
+            self._headers.append((name.lower(), value))
         else:
+            if name[-1] == 32:
+                raise H1Error(502, "space before the colon of a header name")
             if self._trailers is None:
                 self._trailers = []
             self._trailers.append((name.lower(), _trim(value)))
@@ -794,6 +800,9 @@ class ResponseReader:
         parser = self._parser
         assert head is not None and parser is not None
         self._in_head = False
+        head.headers = headers = self._headers
+        if len(headers) > self._max_headers:
+            raise H1Error(502, "too many headers")
         head.status = parser.get_status_code()
         head.version = 10 if parser.get_http_version() == "1.0" else 11
         _check_response(head)
@@ -828,6 +837,8 @@ def _check_response(head: ResponseHead) -> None:
             conn = True
         elif name == b"transfer-encoding":
             te = (te or []) + [t.lower() for t in _split_tokens(value)]
+        elif name[-1] == 32:
+            raise H1Error(502, "space before the colon of a header name")
     close, keepalive = consume_connection(head.headers) if conn else (False, False)
     head.wants_close = close
     head.wants_keepalive = keepalive

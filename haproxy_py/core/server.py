@@ -26,6 +26,9 @@ class ServerCounters:
     sessions_max: int = 0
     check_failures: int = 0  # chkfail: failed checks that counted (health was above 0)
     down_transitions: int = 0  # chkdown: UP -> DOWN transitions caused by checks
+    # HTTP: responses relayed (req_tot) and their classes (hrsp_1xx.. hrsp_5xx, 0: other)
+    requests_total: int = 0
+    http_responses: dict[int, int] = attrs.field(factory=lambda: {1: 0, 2: 0, 3: 0, 4: 0, 5: 0, 0: 0})
     # qtime/ctime/rtime/ttime averages and maxima (core.stats.Timers)
     timers: Any = attrs.field(factory=lambda: _timers())
 

@@ -22,7 +22,7 @@ import attrs
 
 if TYPE_CHECKING:
     from haproxy_py.config.model import Proxy, Server
-    from haproxy_py.core.server import ServerState
+    from haproxy_py.core.server import ServerCounters, ServerState
 
 START_TIME = time.time()  # process start, for uptime and "since last change" of untouched objects
 
@@ -113,13 +113,14 @@ class ProxyCounters:
     connection_rate: EventRate = attrs.field(factory=EventRate)
     timers: Timers = attrs.field(factory=lambda: Timers())
 
-    def session_started(self) -> None:
+    def session_started(self, now: float | None = None) -> None:
+        """One more session; `now` is time.time() if the caller has read it already."""
         self.current += 1
         self.sessions_total += 1
         if self.current > self.max_current:
             self.max_current = self.current
-        self.last_session = time.time()
-        self.session_rate.tick(self.last_session)
+        self.last_session = now = time.time() if now is None else now
+        self.session_rate.tick(now)
 
     def session_ended(self) -> None:
         self.current -= 1
@@ -128,10 +129,10 @@ class ProxyCounters:
         self.connections_total += 1
         self.connection_rate.tick()
 
-    def request_seen(self) -> None:
+    def request_seen(self, now: float | None = None) -> None:
         """One HTTP request parsed (req_tot, req_rate)."""
         self.requests_total += 1
-        self.request_rate.tick()
+        self.request_rate.tick(now)
 
     def count_status(self, status: int) -> None:
         """Count one HTTP response by class (1xx..5xx; anything else as 'other')."""
@@ -151,37 +152,26 @@ class Timers:
     samples: int = 0
 
     def record(self, *values_ms: int) -> None:
-        n = min(self.samples + 1, 1024)
+        samples = self.samples = self.samples + 1
+        n = samples if samples < 1024 else 1024
+        avg, mx = self.avg, self.max
         for i, v in enumerate(values_ms[:4]):
             if v < 0:
                 continue
-            self.avg[i] += (v - self.avg[i]) / n
-            if v > self.max[i]:
-                self.max[i] = v
-        self.samples += 1
+            if v > mx[i]:
+                mx[i] = v
+            avg[i] += (v - avg[i]) / n
 
 
-@attrs.define(eq=False)
-class ServerHttpCounters:
-    """A server's HTTP figures (req_tot, hrsp_*), kept beside `ServerCounters` by the HTTP session."""
-
-    requests_total: int = 0
-    http_responses: dict[int, int] = attrs.field(factory=lambda: {1: 0, 2: 0, 3: 0, 4: 0, 5: 0, 0: 0})
+def server_http(st: ServerState) -> ServerCounters:
+    """A server's HTTP figures (req_tot, hrsp_*): kept with its other counters, so that worker
+    processes report them like the rest."""
+    return st.counters
 
 
-_server_http: weakref.WeakKeyDictionary[object, ServerHttpCounters] = weakref.WeakKeyDictionary()
-
-
-def server_http(st: object) -> ServerHttpCounters:
-    c = _server_http.get(st)
-    if c is None:
-        c = _server_http[st] = ServerHttpCounters()
-    return c
-
-
-def count_server_response(st: object, status: int) -> None:
+def count_server_response(st: ServerState, status: int) -> None:
     """One HTTP response relayed from server `st` (its req_tot and hrsp_<class>)."""
-    c = server_http(st)
+    c = st.counters
     c.requests_total += 1
     c.http_responses[status // 100 if 100 <= status < 600 else 0] += 1
 

@@ -145,14 +145,17 @@ class BackendRuntime:
 
     # -- slots ----------------------------------------------------------------------------------
     def _take(self, server: ServerState) -> None:
-        server.served += 1
-        server.counters.sessions_total += 1
-        server.counters.sessions_max = max(server.counters.sessions_max, server.served)
+        served = server.served = server.served + 1
+        c = server.counters
+        c.sessions_total += 1
+        if served > c.sessions_max:
+            c.sessions_max = served
 
     def release(self, server: ServerState) -> None:
         """A session on `server` ended: its slot goes to the next waiter, if any."""
         server.served -= 1
-        self._grant_free_slots(server)
+        if server.queued or self.queue.backend:
+            self._grant_free_slots(server)
 
     def _grant_free_slots(self, server: ServerState) -> None:
         while server.usable and not server.full:

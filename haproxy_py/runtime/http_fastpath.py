@@ -29,6 +29,7 @@ import heapq
 import math
 import select
 import socket
+import time
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -37,7 +38,7 @@ from haproxy_py.core import http1
 from haproxy_py.runtime import http_session as _session
 from haproxy_py.core.http1 import EndOfMessage, H1Error, RequestHead, ResponseHead, chunk, last_chunk
 from haproxy_py.core.stats import count_server_response
-from haproxy_py.runtime.forward import POOL
+from haproxy_py.runtime.forward import CHUNK
 
 if TYPE_CHECKING:
     from haproxy_py.runtime.connect import BackendRuntime
@@ -60,7 +61,7 @@ class Parked:
 
     __slots__ = ("session", "fd", "event", "outcome", "state", "deadline", "heap_at", "req", "backend", "be", "sc", "server",
                  "keep", "server_keep", "chunked", "received", "t0", "t_conn", "t_resp", "pending",
-                 "end_after_write", "mode", "counted_sc", "local", "n_headers", "mask", "fast")
+                 "end_after_write", "mode", "counted_sc", "local", "n_headers", "mask", "fast", "route")
 
     def __init__(self, session: HttpSession, fast: FastPath) -> None:
         self.session = session
@@ -88,6 +89,8 @@ class Parked:
         self.local = False  # what is written is an answer of ours (counted on the frontend only)
         self.n_headers = 0  # the request's headers before forwardfor added its own
         self.mask = _IN  # the client socket's events watched
+        # (backend, its HTTP context) where requests go, once known; () when the fast path cannot
+        self.route: tuple[Any, ...] | None = None
 
     def cancel(self) -> None:
         """`shutdown sessions` of the transaction's server (on-marked-down shutdown-sessions)."""
@@ -107,6 +110,9 @@ class FastPath:
         self._scope: trio.CancelScope | None = None
         self._armed = math.inf
         self.now = 0.0  # trio's clock, read once per batch of events
+        self.wall = 0.0  # and the wall clock (for the rate counters)
+        self._buf = bytearray(CHUNK)  # every read lands here: the parsers copy what they keep
+        self._view = memoryview(self._buf)
         self.served = 0  # transactions completed here
 
     # -- the session side ----------------------------------------------------------------------
@@ -140,6 +146,7 @@ class FastPath:
                     await trio.lowlevel.wait_readable(epfd)
                 self._scope = None
                 self.now = trio.current_time()
+                self.wall = time.time()
                 for fd, ev in poll(0, 256):
                     entry = by_fd.get(fd)
                     if entry is None:
@@ -286,7 +293,7 @@ class FastPath:
             self._set_mask(p, _OUT if p.pending else 0)
             return
         reader = s.reader
-        n = _read(s.client, reader)
+        n = self._read(s.client, reader)
         if n < 0:
             return
         s._rx += n
@@ -304,36 +311,40 @@ class FastPath:
     def _start(self, p: Parked, req: RequestHead) -> bool:
         """Forward `req` on an idle server connection if it is simple enough; False: not here."""
         s = p.session
-        if req.has_body or req.upgrade or req.method not in _SAFE or not s.fast_ok:
+        if req.chunked or req.content_length or req.upgrade or req.method not in _SAFE or not s.fast_ok:
             return False
         reader = s.reader
-        if reader.events and type(reader.events[0]) is EndOfMessage:
-            reader.events.popleft()
+        events = reader.events
+        if events and type(events[0]) is EndOfMessage:
+            events.popleft()
         else:
             return False
-        backend = s.frontend.default
-        if backend is None:
+        route = p.route
+        if route is None:
+            backend = s.frontend.default
+            be = s.fast_backend(backend) if backend is not None else None
+            route = p.route = (backend, be) if be is not None else ()
+        if not route:
+            events.appendleft(EndOfMessage())
             return False
-        be = s.fast_backend(backend)
-        if be is None:
-            return False
+        backend, be = route
         # Picking advances round-robin balancers, and a request handed back is picked again by
         # the task: so pick only when whichever server comes out has an idle connection.
         idle = _session._IDLE
         for srv in backend.servers:
-            if srv.usable and not srv.backup and not idle.get(srv):
-                reader.events.appendleft(EndOfMessage())
+            if not idle.get(srv) and srv.usable and not srv.backup:
+                events.appendleft(EndOfMessage())
                 return False
         pick = s.pick
         pick.uri = req.target
         pick.header = req.header
         server = backend.balancer.pick(pick, None)
-        if server is None or server.full or backend.queue.server_queue_length(server):
-            reader.events.appendleft(EndOfMessage())
+        if server is None or server.full or server.queued:
+            events.appendleft(EndOfMessage())
             return False
-        sc = _session.take_idle(server, False, fast=True)
+        sc = _session.take_idle(server, False, fast=True, now=self.now)
         if sc is None:
-            reader.events.appendleft(EndOfMessage())
+            events.appendleft(EndOfMessage())
             return False
         mode = be.mode if be.mode > s.fe.mode else s.fe.mode
         server_keep = not (req.close_after and req.version == 10)
@@ -357,9 +368,10 @@ class FastPath:
             return True
         backend._take(server)
         backend.attach(server, p)  # for `shutdown sessions` (on-marked-down shutdown-sessions)
-        backend.counters.session_started()
-        fe.counters.request_seen()
-        be.counters.request_seen()
+        wall = self.wall
+        backend.counters.session_started(wall)
+        fe.counters.request_seen(wall)
+        be.counters.request_seen(wall)
         s._backend = backend
         now = self.now
         p.req, p.backend, p.be, p.sc, p.server, p.mode = req, backend, be, sc, server, mode
@@ -394,7 +406,7 @@ class FastPath:
         if sc is None:
             return
         reader = sc.reader
-        n = _read(sc.sock, reader)
+        n = self._read(sc.sock, reader)
         if n < 0:
             return
         if n == 0:
@@ -637,22 +649,17 @@ class FastPath:
             self._next(p)
 
 
-def _read(sock: socket.socket, reader: Any) -> int:
-    """Read once into `reader` through a pooled buffer: bytes read, 0 at EOF or reset, -1 when
-    nothing is there after all."""
-    buf = POOL.get()
-    try:
+    def _read(self, sock: socket.socket, reader: Any) -> int:
+        """Read once into `reader`: bytes read, 0 at EOF or reset, -1 when nothing is there after all."""
         try:
-            n = sock.recv_into(buf)
+            n = sock.recv_into(self._buf)
         except BlockingIOError:
             return -1
         except OSError:
             return 0
         if n:
-            reader.feed(memoryview(buf)[:n])
+            reader.feed(self._view[:n])
         return n
-    finally:
-        POOL.put(buf)
 
 
 _CURRENT: dict[object, FastPath] = {}

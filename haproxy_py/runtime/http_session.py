@@ -253,17 +253,19 @@ def discard_idle(sc: ServerConn) -> None:
     sc.close()
 
 
-def take_idle(server: ServerState, check: bool = True, fast: bool = False) -> ServerConn | None:
+def take_idle(server: ServerState, check: bool = True, fast: bool = False, now: float | None = None) -> ServerConn | None:
     """The most recently parked usable connection to `server`, or None; stale ones are closed.
 
     `check` peeks at the socket first: a live idle connection has nothing to read, EOF or stray
     bytes make it unusable. Without it, a connection the server closed meanwhile is found out by
     the exchange that uses it (which then retries on a new one). `fast`: taken by the fast path,
-    which keeps the socket in its epoll set; a session task waits on it through trio instead."""
+    which keeps the socket in its epoll set; a session task waits on it through trio instead.
+    `now`: trio's clock, if the caller has read it already."""
     lst = _IDLE.get(server)
     if not lst:
         return None
-    now = trio.current_time()
+    if now is None:
+        now = trio.current_time()
     while lst:
         sc = lst.pop()
         if now - sc.idle_since > IDLE_POOL_AGE:
