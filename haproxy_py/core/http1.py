@@ -533,11 +533,8 @@ class RequestReader:
                 return  # the framing parse of a recovered head: its real headers are known
             if value and value[-1] in _OWS:
                 value = value.rstrip(b" \t")
-            headers = self._head.headers  # type: ignore[union-attr]
-            headers.append((name.lower(), value))
+            self._head.headers.append((name.lower(), value))  # type: ignore[union-attr]
             self._cost += 8 + len(name) + len(value)
-            if len(headers) > self._max_headers:
-                raise H1Error(400, "too many headers")
         else:
             if self._trailers is None:
                 self._trailers = []
@@ -561,6 +558,8 @@ class RequestReader:
         else:
             head.method = parser.get_method()
         head.target = self._url
+        if len(head.headers) > self._max_headers:
+            raise H1Error(400, "too many headers")
         if 8 + len(head.method) + len(self._url) + 8 + self._cost > self.limits.max_htx:
             raise H1Error(400, "request head too large")
         _check_request(head)
@@ -585,13 +584,16 @@ def _check_request(head: RequestHead) -> None:
     te: list[bytes] | None = None
     cl: bytes | None = None
     hosts: list[bytes] = []
+    conn = False
     for name, value in headers:
-        if name == b"transfer-encoding":
+        if name == b"host":
+            hosts.append(value)
+        elif name == b"transfer-encoding":
             te = (te or []) + [t.lower() for t in _split_tokens(value)]
         elif name == b"content-length":
             cl = value
-        elif name == b"host":
-            hosts.append(value)
+        elif name == b"connection":
+            conn = True
     if len(hosts) > 1:
         first = hosts[0].lower()
         if any(h.lower() != first for h in hosts[1:]):
@@ -618,11 +620,10 @@ def _check_request(head: RequestHead) -> None:
             head.close_after = True
     elif cl is not None:
         head.content_length = int(cl)
-    if head.target[:1] != b"/" and b"://" in head.target:
+    if not head.target.startswith(b"/") and b"://" in head.target:
         _check_absolute_uri(head, hosts[0] if hosts else None)
-    close, keepalive = consume_connection(headers)
-    head.wants_close = close
-    head.wants_keepalive = keepalive
+    if conn:
+        head.wants_close, head.wants_keepalive = consume_connection(headers)
 
 
 def _check_websocket(headers: Headers) -> None:

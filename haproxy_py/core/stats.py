@@ -56,12 +56,10 @@ class EventRate:
         sec = int(now)
         if sec != self.second:
             self._roll(now)
-        self.current += 1
+        current = self.current = self.current + 1
         # the rate only grows with an event, so the maximum is checked here
-        if self.previous:
-            rate = self.current + int(self.previous * (1.0 - (now - sec)) + 0.999999)
-        else:
-            rate = self.current
+        previous = self.previous
+        rate = current + int(previous * (1.0 - (now - sec)) + 0.999999) if previous else current
         if rate > self.max_rate:
             self.max_rate = rate
 
@@ -151,11 +149,12 @@ class Timers:
     max: list[int] = attrs.field(factory=lambda: [0, 0, 0, 0])
     samples: int = 0
 
-    def record(self, *values_ms: int) -> None:
+    def record(self, queue_ms: int, connect_ms: int, response_ms: int, total_ms: int) -> None:
+        """One transaction's timers; a negative one (that phase did not happen) is left out."""
         samples = self.samples = self.samples + 1
         n = samples if samples < 1024 else 1024
         avg, mx = self.avg, self.max
-        for i, v in enumerate(values_ms[:4]):
+        for i, v in ((0, queue_ms), (1, connect_ms), (2, response_ms), (3, total_ms)):
             if v < 0:
                 continue
             if v > mx[i]:

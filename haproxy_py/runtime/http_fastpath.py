@@ -519,9 +519,10 @@ class FastPath:
         req = p.req
         be = p.be
         now = self.now
-        timers = (0, int((p.t_conn - p.t0) * 1000), int((p.t_resp - p.t_conn) * 1000), int((now - p.t0) * 1000))
-        be.counters.timers.record(*timers)
-        sc.server.counters.timers.record(*timers)
+        t_conn, t_resp = p.t_conn, p.t_resp
+        connect_ms, response_ms, total_ms = int((t_conn - p.t0) * 1000), int((t_resp - t_conn) * 1000), int((now - p.t0) * 1000)
+        be.counters.timers.record(0, connect_ms, response_ms, total_ms)
+        sc.server.counters.timers.record(0, connect_ms, response_ms, total_ms)
         reader = sc.reader
         if req.method == _HEAD:
             reader.reset_after_head()
