@@ -140,3 +140,48 @@ def test_a_burst_of_connections_is_shared_between_processes(lb, tcp_servers) -> 
     finally:
         for c in clients:
             c.close()
+
+
+HTTP_CFG = """\
+global
+    nbthread 2
+    stats socket {sock} level admin
+defaults
+    mode http
+    timeout connect 1s
+    timeout client 5s
+    timeout server 5s
+frontend fe
+    bind 127.0.0.1:{port}
+    default_backend be
+backend be
+    server s1 {a}
+"""
+
+
+def test_server_http_counters_of_every_process_reach_the_stats(lb) -> None:
+    """req_tot and hrsp_2xx of a server count the responses the worker relayed too."""
+    from http_backends import Origin, read_response
+
+    origin = Origin("s1")
+    port = free_port()
+    sock = os.path.join(lb.workdir, "admin.sock")
+    try:
+        proc = lb.start(HTTP_CFG.format(sock=sock, port=port, a=origin.addr), [port])
+        assert wait_until(lambda: len(children(proc.pid)) == 1, 5)
+        clients = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(8)]
+        for _ in range(5):  # keep-alive requests on connections spread over both processes
+            for c in clients:
+                c.sendall(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+                assert read_response(c)[0] == 200
+        for c in clients:
+            c.close()
+
+        def server_row(field: str) -> int:
+            return int(stat_field(stats_command(sock, "show stat"), "be", "s1", field) or 0)
+
+        # the worker's part arrives with its next report (every second)
+        assert wait_until(lambda: server_row("req_tot") == 40, 5), server_row("req_tot")
+        assert server_row("hrsp_2xx") == 40
+    finally:
+        origin.close()
