@@ -42,7 +42,6 @@ and messages in `core.health`.
 from __future__ import annotations
 
 import _socket
-import ctypes
 import errno
 import heapq
 import ipaddress
@@ -64,6 +63,7 @@ from haproxy_py.core import health, probe
 from haproxy_py.core.health import CheckOutcome, Result, Transition
 from haproxy_py.core.probe import judge_plain_head as _judge_plain_head
 from haproxy_py.core.server import ServerState
+from haproxy_py.runtime.timerfd import TimerFd
 
 if TYPE_CHECKING:
     from haproxy_py.runtime.connect import BackendRuntime
@@ -169,7 +169,7 @@ class CheckEngine:
         self.flights: dict[int, Flight] = {}  # the probes being watched, by fd
         self.unsent: list[Flight] = []  # HTTP probes started in this batch, their request not sent yet
         self._expiry: _Expiry | None = None  # the last time limit a probe was given, shared by the next
-        self._timer: _TimerFd | None = None  # the run's timer (else a cancel scope's deadline)
+        self._timer: TimerFd | None = None  # the run's timer (else a cancel scope's deadline)
         self._timer_at = math.nan  # the deadline the timer is set to (nan: to be set)
         self._clock: trio.abc.Clock | None = None
         self._scope: trio.CancelScope | None = None
@@ -280,7 +280,7 @@ class CheckEngine:
 
         if self._timer is None and not isinstance(self._clock, MockClock):  # autojump needs trio's deadlines
             try:
-                self._timer = _TimerFd()
+                self._timer = TimerFd()
             except OSError:
                 pass  # a cancel scope's deadline ends the wait instead
             else:
@@ -348,46 +348,6 @@ class CheckEngine:
         if self._timer is not None:
             self._timer.close()
             self._timer = None
-
-
-class _TimerFd:
-    """A CLOCK_MONOTONIC timerfd (Linux, through ctypes) in the engine's epoll, so that a timer
-    ends the engine's wait the way a ready socket does. A trio deadline would end it by
-    cancelling the wait, and a cancellation (an exception raised through the waiting frames,
-    then caught) costs more than the wake-up itself, a few hundred times a second."""
-
-    _CLOCK_MONOTONIC = 1
-    _TFD_NONBLOCK = os.O_NONBLOCK
-    _TFD_CLOEXEC = os.O_CLOEXEC
-
-    def __init__(self) -> None:
-        try:
-            libc = ctypes.CDLL(None, use_errno=True)
-            create, self._settime = libc.timerfd_create, libc.timerfd_settime
-        except (OSError, AttributeError) as e:
-            raise OSError(errno.ENOSYS, "no timerfd") from e
-        self._settime.argtypes = (ctypes.c_int, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p)
-        fd = create(self._CLOCK_MONOTONIC, self._TFD_NONBLOCK | self._TFD_CLOEXEC)
-        if fd < 0:
-            code = ctypes.get_errno()
-            raise OSError(code, os.strerror(code))
-        self.fd: int = fd
-        self._spec = (ctypes.c_long * 4)()  # struct itimerspec: no interval, then the expiry
-        self._spec_ref = ctypes.byref(self._spec)
-
-    def arm(self, seconds: float) -> None:
-        """Expire in `seconds` (never for math.inf); clears a past expiry either way."""
-        spec = self._spec
-        if seconds == math.inf:
-            spec[2] = spec[3] = 0  # disarmed
-        else:
-            spec[2], spec[3] = divmod(max(1, int(seconds * 1e9)), 1_000_000_000)  # 0 would disarm
-        if self._settime(self.fd, 0, self._spec_ref, None) < 0:
-            code = ctypes.get_errno()
-            raise OSError(code, os.strerror(code))
-
-    def close(self) -> None:
-        os.close(self.fd)
 
 
 class _Waker:

@@ -39,6 +39,7 @@ from haproxy_py.runtime import http_session as _session
 from haproxy_py.core.http1 import EndOfMessage, H1Error, RequestHead, ResponseHead, chunk, last_chunk
 from haproxy_py.core.stats import count_server_response
 from haproxy_py.runtime.forward import CHUNK
+from haproxy_py.runtime.timerfd import TimerFd
 
 if TYPE_CHECKING:
     from haproxy_py.runtime.connect import BackendRuntime
@@ -54,6 +55,7 @@ _CLIENT, _SERVER, _IDLE_SERVER = range(3)
 # how a park ends, as the session task sees it
 HANDBACK, CLOSED = 1, 2
 _OUT_LIMIT = 256 * 1024  # bytes waiting for a slow client before the server is no longer read
+_POLL_ROUNDS = 8  # batches of events taken in a row before trio runs the other tasks
 
 
 class Parked:
@@ -109,6 +111,10 @@ class FastPath:
         self.running = False
         self._scope: trio.CancelScope | None = None
         self._armed = math.inf
+        self._timer: TimerFd | None = None  # ends the wait at the earliest deadline (else a scope does)
+        self._timer_at = math.nan  # the deadline the timer is set for
+        self._clock: Any = None
+        self._waiting = False  # run() is waiting on the epoll set
         self.now = 0.0  # trio's clock, read once per batch of events
         self.wall = 0.0  # and the wall clock (for the rate counters)
         self._buf = bytearray(CHUNK)  # every read lands here: the parsers copy what they keep
@@ -137,47 +143,88 @@ class FastPath:
         poll = self._ep.poll
         epfd = self._ep.fileno()
         by_fd = self._by_fd
+        timers = self._timers
+        current_time = trio.current_time
+        wait_readable = trio.lowlevel.wait_readable
+        self._clock = trio.lowlevel.current_clock()
+        from trio.testing import MockClock
+
+        if not isinstance(self._clock, MockClock):  # autojump needs trio's deadlines
+            try:
+                self._timer = TimerFd()
+            except OSError:
+                pass  # a cancel scope's deadline ends the wait instead
+            else:
+                self._ep.register(self._timer.fd, _IN)
+        timer = self._timer
+        timer_fd = timer.fd if timer is not None else -1
         try:
             while True:
-                timers = self._timers
                 deadline = timers[0][0] if timers else math.inf
-                with trio.CancelScope(deadline=deadline) as self._scope:
-                    self._armed = deadline
-                    await trio.lowlevel.wait_readable(epfd)
-                self._scope = None
-                self.now = trio.current_time()
-                self.wall = time.time()
-                for fd, ev in poll(0, 256):
-                    entry = by_fd.get(fd)
-                    if entry is None:
-                        continue
-                    p, kind = entry
-                    try:
-                        if kind == _SERVER:
-                            self._server_readable(p)
-                        elif kind == _IDLE_SERVER:
-                            _session.discard_idle(p)  # an idle server connection closed or spoke
-                        elif ev & _OUT and p.pending:
-                            self._writable(p)
-                        elif ev & _HUP and p.state != IDLE:
-                            self._close(p)  # the client went away in the middle of a transaction
-                        else:
-                            self._client_readable(p)
-                    except Exception:  # noqa: BLE001 - one connection's bug ends that connection only
-                        if kind == _IDLE_SERVER:
-                            p.close()
-                        else:
-                            self._close(p)
-                if timers and timers[0][0] <= self.now:
-                    self._expire()
+                self._armed = deadline
+                if timer is not None:
+                    if deadline != self._timer_at:
+                        self._wake_at(deadline)
+                    self._waiting = True
+                    await wait_readable(epfd)
+                    self._waiting = False
+                else:
+                    with trio.CancelScope(deadline=deadline) as self._scope:
+                        await wait_readable(epfd)
+                    self._scope = None
+                for _ in range(_POLL_ROUNDS):
+                    self.now = current_time()
+                    self.wall = time.time()
+                    ready = poll(0, 256)
+                    for fd, ev in ready:
+                        entry = by_fd.get(fd)
+                        if entry is None:
+                            if fd == timer_fd:
+                                self._timer_at = math.nan  # expired: set again, which clears it
+                            continue
+                        p, kind = entry
+                        try:
+                            if kind == _SERVER:
+                                self._server_readable(p)
+                            elif kind == _IDLE_SERVER:
+                                _session.discard_idle(p)  # an idle server connection closed or spoke
+                            elif ev & _OUT and p.pending:
+                                self._writable(p)
+                            elif ev & _HUP and p.state != IDLE:
+                                self._close(p)  # the client went away in the middle of a transaction
+                            else:
+                                self._client_readable(p)
+                        except Exception:  # noqa: BLE001 - one connection's bug ends that connection only
+                            if kind == _IDLE_SERVER:
+                                p.close()
+                            else:
+                                self._close(p)
+                    if timers and timers[0][0] <= self.now:
+                        self._expire()
+                    if not ready:
+                        break
+                    # requests and answers that came in meanwhile: asking costs far less than
+                    # going back to trio to be woken up for them
         finally:
             self.running = False
+            self._waiting = False
             for p, kind in list(by_fd.values()):
                 if kind == _CLIENT:
                     self._close(p)
                 elif kind == _IDLE_SERVER:
                     p.watcher = None  # the epoll set goes with this run; the socket may stay idle
             self._ep.close()
+            if self._timer is not None:
+                self._timer.close()
+                self._timer = None
+
+    def _wake_at(self, deadline: float) -> None:
+        """End the loop's next (or current) wait at `deadline` at the latest."""
+        if self._timer is not None:
+            self._timer.arm(self._clock.deadline_to_sleep_time(deadline))
+            self._timer_at = deadline
+        elif self._scope is not None:
+            self._scope.deadline = deadline
 
     def _arm(self, p: Parked, when: float) -> None:
         """Set `p`'s deadline. Deadlines mostly move later (each phase starts a new span), and
@@ -189,9 +236,10 @@ class FastPath:
         p.heap_at = when
         self._seq += 1
         heapq.heappush(self._timers, (when, self._seq, p))
-        if when < self._armed and self._scope is not None:
+        if when < self._armed:
             self._armed = when
-            self._scope.deadline = when
+            if self._waiting or self._scope is not None:
+                self._wake_at(when)  # (a session parking while the loop waits)
 
     def _expire(self) -> None:
         now = trio.current_time()
