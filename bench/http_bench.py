@@ -9,7 +9,8 @@ processes). The origin is nginx serving a 100-byte file; the load is wrk on loop
 * keep-alive: wrk, 32 connections, requests/s and p50/p99 latency;
 * close: wrk with `Connection: close`, i.e. one connection per request: connections/s;
 * fixed rate: bench/http_rate.py at `--rate` requests/s over 10 keep-alive connections (open loop):
-  p50/p99 latency, and the p99 *added* by the proxy (target p99 minus direct p99).
+  p50/p99 latency, and the p99 *added* by the proxy (target p99 minus the direct p99 of the same
+  round, median over rounds: the machine's noise moves both alike).
 
 Then haproxy-py's ratios to HAProxy: keep-alive requests/s (target >= 0.5x) and added p99 latency at
 the fixed rate (target <= 2x). CPU time per request of each proxy is shown too: on a small machine
@@ -86,26 +87,31 @@ def main() -> None:
         for _ in range(args.rounds):
             for t in targets:
                 rounds[names[t]].append(measure(t[0], t[1], origin, args.seconds, args.rate))
+    # added latency: each round's p99 minus the direct p99 of the same round (the same noise), then
+    # the median over rounds
+    for i in range(args.rounds):
+        for runs in rounds.values():
+            runs[i]["rate_added_p99"] = runs[i]["rate_p99"] - rounds["direct"][i]["rate_p99"]
     med = {n: {k: statistics.median(r[k] for r in runs) for k in runs[0]} for n, runs in rounds.items()}
     print(f"{os.cpu_count()} CPUs; HAProxy with its defaults; wrk 32 connections; fixed rate {args.rate:.0f} req/s "
           f"over 10 connections; medians of {args.rounds} rounds of {args.seconds}s")
     print(f"{'target':<15}{'ka req/s':>10}{'ka p50':>8}{'ka p99':>8}{'cpu/req':>9}{'close c/s':>11}"
           f"{'rate p50':>10}{'rate p99':>10}{'added p99':>10}")
-    direct = med["direct"]
     for n, r in med.items():
-        added = r["rate_p99"] - direct["rate_p99"]
+        added = r["rate_added_p99"]
         cpu = f"{r['cpu_us_per_req']:.0f}us" if r["cpu_us_per_req"] == r["cpu_us_per_req"] else "-"
         print(f"{n:<15}{r['ka_rps']:>10.0f}{r['ka_p50']:>7.2f}ms{r['ka_p99']:>6.2f}ms{cpu:>9}{r['close_cps']:>11.0f}"
               f"{r['rate_p50']:>8.2f}ms{r['rate_p99']:>8.2f}ms{added:>8.2f}ms")
     ha = med["haproxy"]
-    ha_added = ha["rate_p99"] - direct["rate_p99"]
+    ha_added = ha["rate_added_p99"]
     for n in (n for n in med if n.startswith("haproxy-py")):
         r = med[n]
-        added = r["rate_p99"] - direct["rate_p99"]
+        added = r["rate_added_p99"]
+        verdict = (ratio(added, ha_added) if ha_added > 0 else
+                   "n/a: HAProxy adds nothing measurable over the noise") + " (target <= 2x)"
         print(f"{n}: keep-alive req/s {ratio(r['ka_rps'], ha['ka_rps'])} of HAProxy's (target >= 0.5x); "
               f"close conn/s {ratio(r['close_cps'], ha['close_cps'])}; added p99 at {args.rate:.0f} req/s "
-              f"{added:.2f}ms vs {ha_added:.2f}ms = {ratio(added, ha_added) if ha_added > 0 else 'n/a'} "
-              f"(target <= 2x)")
+              f"{added:.2f}ms vs {ha_added:.2f}ms = {verdict}; p99 {ratio(r['rate_p99'], ha['rate_p99'])} of HAProxy's")
     errors = {n: r["ka_errors"] + r["close_errors"] + r["rate_errors"] for n, r in med.items()}
     if any(errors.values()):
         print(f"errors: {errors}")

@@ -8,6 +8,7 @@ before the old process is signalled, so a failed reload leaves the old process s
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import socket
@@ -42,6 +43,16 @@ def signal_old(pids: tuple[int, ...], signum: int) -> None:
             os.kill(pid, signum)
         except (ProcessLookupError, PermissionError):
             pass
+
+
+def settle_memory() -> None:
+    """Move everything made so far (modules, the configuration: some 55,000 objects) out of the
+    garbage collector's sight. A full collection walks every tracked object, which here takes
+    20-27 ms, a stall for every connection of the process; after this it walks only what was
+    made since. Done before forking, it also keeps the workers from writing to the pages they
+    share with the main process (copy-on-write)."""
+    gc.collect()
+    gc.freeze()
 
 
 def run(config: Config, opts: Options, rep: Reporter) -> int:
@@ -115,6 +126,7 @@ def run(config: Config, opts: Options, rep: Reporter) -> int:
     count = max(1, g.nbthread or 1)
     workers: list[Worker] = []
     share = LoadShare(count) if count > 1 else None
+    settle_memory()
     if count > 1:
 
         def run_worker(index: int, channel: socket.socket) -> int:
