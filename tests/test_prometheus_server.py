@@ -52,12 +52,12 @@ class HealthServer:
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(64)
+        self.sock.settimeout(0.2)  # here, not in the thread: stop() may close it before the thread runs
         self.port = self.sock.getsockname()[1]
         self._stop = threading.Event()
         threading.Thread(target=self._run, daemon=True).start()
 
     def _run(self) -> None:
-        self.sock.settimeout(0.2)
         end = time.monotonic() + 120
         while not self._stop.is_set() and time.monotonic() < end:
             try:
