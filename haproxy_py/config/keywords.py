@@ -226,7 +226,8 @@ gkw("nbthread", "nbthread <n>", "Number of worker processes (haproxy-py uses pro
     differs="Workers are processes and the default is 1 (HAProxy: one thread per CPU). Each process keeps "
             "its own balancing rotation, and maxconn/maxqueue limits are split between the processes "
             "(their shares add up to the configured value). Health checks, the stats socket and reload "
-            "handover run in the main process; server state changes reach every process.")(_g_int("nbthread", 1, 4096))
+            "handover run in the main process; server state changes reach every process. New connections "
+            "go to the process holding the fewest, as HAProxy spreads them over its threads.")(_g_int("nbthread", 1, 4096))
 gkw("ulimit-n", "ulimit-n <n>", "File descriptor limit to set at start-up; derived from maxconn when unset.")(_g_int("ulimit_n", 0))
 gkw("uid", "uid <n>", "Numeric user id to switch to after binding.")(_g_int("uid", 0))
 gkw("gid", "gid <n>", "Numeric group id to switch to after binding.")(_g_int("gid", 0))
