@@ -11,7 +11,6 @@ import trio
 from http_backends import Origin, free_port, raw_exchange, read_response
 
 from haproxy_py.config.loader import load_text
-from haproxy_py.core.stats import server_http
 from haproxy_py.runtime import http_session
 from haproxy_py.runtime.listeners import bind_all
 from haproxy_py.runtime.supervisor import Runtime, serve
@@ -71,7 +70,7 @@ async def test_requests_responses_bytes_and_errors_are_counted():
     answered = 3 * len(b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\n\r\ns1\n")
     assert server.counters.bytes_out == answered and be.bytes_out == answered
     assert fe.bytes_out > answered  # the frontend also sent the 403 and the 502 pages
-    assert server_http(server).requests_total == 3 and server_http(server).http_responses[2] == 3
+    assert server.counters.requests_total == 3 and server.counters.http_responses[2] == 3
     assert fe.current == 0 and be.current == 0
 
 

@@ -142,21 +142,8 @@ def test_a_burst_of_connections_is_shared_between_processes(lb, tcp_servers) -> 
             c.close()
 
 
-HTTP_CFG = """\
-global
-    nbthread 2
-    stats socket {sock} level admin
-defaults
-    mode http
-    timeout connect 1s
-    timeout client 5s
-    timeout server 5s
-frontend fe
-    bind 127.0.0.1:{port}
-    default_backend be
-backend be
-    server s1 {a}
-"""
+# the same proxy in mode http, with one server
+HTTP_CFG = CFG.replace("mode tcp", "mode http").replace("    server s2 {b}\n", "")
 
 
 def test_server_http_counters_of_every_process_reach_the_stats(lb) -> None:

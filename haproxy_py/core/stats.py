@@ -22,7 +22,7 @@ import attrs
 
 if TYPE_CHECKING:
     from haproxy_py.config.model import Proxy, Server
-    from haproxy_py.core.server import ServerCounters, ServerState
+    from haproxy_py.core.server import ServerState
 
 START_TIME = time.time()  # process start, for uptime and "since last change" of untouched objects
 
@@ -162,14 +162,9 @@ class Timers:
             avg[i] += (v - avg[i]) / n
 
 
-def server_http(st: ServerState) -> ServerCounters:
-    """A server's HTTP figures (req_tot, hrsp_*): kept with its other counters, so that worker
-    processes report them like the rest."""
-    return st.counters
-
-
 def count_server_response(st: ServerState, status: int) -> None:
-    """One HTTP response relayed from server `st` (its req_tot and hrsp_<class>)."""
+    """One HTTP response relayed from server `st` (its req_tot and hrsp_<class>, kept with its
+    other counters so that worker processes report them like the rest)."""
     c = st.counters
     c.requests_total += 1
     c.http_responses[status // 100 if 100 <= status < 600 else 0] += 1
@@ -545,9 +540,8 @@ def _server_row(px: Proxy, be: Any, st: ServerState, now: float) -> Row:
         row.update(check_desc=desc, check_rise=h.rise, check_fall=h.fall, check_health=h.health)
         row["last_chk"] = h.info
     if http:
-        hc = c if hasattr(c, "http_responses") else server_http(st)
-        _hrsp(row, hc.http_responses)
-        row["req_tot"] = hc.requests_total
+        _hrsp(row, c.http_responses)
+        row["req_tot"] = c.requests_total
     row["_http"] = http
     row["_state"] = promex_server_state(st, h)
     row["_check_status"] = status_name if show_check and status_name in PROMEX_CHECK_STATES else None

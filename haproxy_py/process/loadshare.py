@@ -36,10 +36,9 @@ def busier(mine: int, lowest: int) -> bool:
 class LoadShare:
     """The processes' connection counts; `index` is this process's slot."""
 
-    __slots__ = ("_map", "_slots", "index", "count")
+    __slots__ = ("_map", "_slots", "index")
 
     def __init__(self, count: int) -> None:
-        self.count = count
         self._map = mmap.mmap(-1, 8 * max(count, 1))
         self._slots = memoryview(self._map).cast("q")
         self.index = 0
