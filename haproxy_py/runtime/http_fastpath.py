@@ -561,9 +561,13 @@ class FastPath:
                 return
 
     def _finish(self, p: Parked) -> None:
-        """The whole response is read: park the server connection, end the transaction."""
+        """The whole response is read: write it, then park the server connection and end the
+        transaction. Writing first keeps the bookkeeping off the response's latency; the server
+        side is detached before, so a client that fails the write does not take it down."""
         s = p.session
         sc = p.sc
+        p.sc = None
+        self._flush(p)
         req = p.req
         be = p.be
         now = self.now
@@ -574,7 +578,6 @@ class FastPath:
         reader = sc.reader
         if req.method == _HEAD:
             reader.reset_after_head()
-        p.sc = None
         s.server_conn = None
         if p.server_keep and not reader.stopped:
             self._by_fd[sc.sock.fileno()] = (sc, _IDLE_SERVER)  # watched while idle: a close is seen at once
@@ -584,7 +587,6 @@ class FastPath:
         self._release(p)
         s._current = None
         s._t_end = now
-        self._flush(p)
         rec = s._rec
         if rec is not None and p.pending:
             rec.bytes_read += sum(map(len, p.pending))  # on its way: the line counts it
