@@ -2,7 +2,8 @@
 three targets compared side by side: no proxy, HAProxy (Debian package) and haproxy-py.
 
 Everything runs on loopback, bounded in time, and every process started here is stopped here,
-by pid. Install the tools with `bench/setup.sh` (Debian packages haproxy, nginx, wrk).
+by pid. Install the tools with `bench/setup.sh` (Debian packages haproxy, nginx, wrk, and a C
+compiler for the fixed-rate load generator bench/rate.c).
 """
 
 from __future__ import annotations
@@ -169,6 +170,16 @@ def parse_wrk(out: str) -> dict[str, float]:
     if m:
         res["errors"] += sum(float(x) for x in m.groups())
     return res
+
+
+def build(name: str) -> str:
+    """bench/NAME.c compiled (again only when the source changed) into bench/.build/NAME."""
+    src = os.path.join(HERE, f"{name}.c")
+    exe = os.path.join(HERE, ".build", name)
+    if not os.path.exists(exe) or os.path.getmtime(exe) < os.path.getmtime(src):
+        os.makedirs(os.path.dirname(exe), exist_ok=True)
+        subprocess.run(["cc", "-O2", "-Wall", "-o", exe, src], check=True)
+    return exe
 
 
 def cpu_seconds(pid: int) -> float:

@@ -8,7 +8,8 @@ processes). The origin is nginx serving a 100-byte file; the load is wrk on loop
 
 * keep-alive: wrk, 32 connections, requests/s and p50/p99 latency;
 * close: wrk with `Connection: close`, i.e. one connection per request: connections/s;
-* fixed rate: bench/http_rate.py at `--rate` requests/s over 10 keep-alive connections (open loop):
+* fixed rate: bench/rate.c at `--rate` requests/s, evenly spaced over 10 keep-alive connections
+  (open loop, timed in C: an interpreted generator's own jitter is as large as what is measured):
   p50/p99 latency, and the p99 *added* by the proxy (target p99 minus the direct p99 of the same
   round, median over rounds: the machine's noise moves both alike).
 
@@ -24,18 +25,17 @@ import json
 import os
 import statistics
 import subprocess
-import sys
 import time
 
 import common
-from common import HERE, cpu_seconds, nginx_origin, ratio, require, target, wrk
+from common import build, cpu_seconds, nginx_origin, ratio, require, target, wrk
 
 SMALL = "/small"
 
 
 def fixed_rate(port: int, rate: float, seconds: int) -> dict[str, float]:
-    out = subprocess.run([sys.executable, os.path.join(HERE, "http_rate.py"), str(port), str(rate), str(seconds), "10",
-                          SMALL], capture_output=True, text=True, timeout=seconds + 60)
+    out = subprocess.run([build("rate"), str(port), str(rate), str(seconds), "10", SMALL], capture_output=True,
+                         text=True, timeout=seconds + 60)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -77,7 +77,7 @@ def main() -> None:
     ap.add_argument("--rate", type=float, default=1000.0, help="requests/s of the fixed-rate latency test")
     ap.add_argument("--json", help="write the results to this file")
     args = ap.parse_args()
-    require("nginx", "wrk", "haproxy")
+    require("nginx", "wrk", "haproxy", "cc")
     targets = [("direct", 1), ("haproxy", 1), ("haproxy-py", 1)]
     if args.workers > 1:
         targets.append(("haproxy-py", args.workers))
