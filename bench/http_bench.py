@@ -87,11 +87,15 @@ def main() -> None:
         for _ in range(args.rounds):
             for t in targets:
                 rounds[names[t]].append(measure(t[0], t[1], origin, args.seconds, args.rate))
-    # added latency: each round's p99 minus the direct p99 of the same round (the same noise), then
-    # the median over rounds
+    # Figures compared within a round, then the median over rounds, because the machine's speed and
+    # noise drift between rounds and a ratio of medians would mix rounds: the added latency is the
+    # round's p99 minus the direct p99 of the same round; the throughput ratio is the round's
+    # keep-alive req/s over HAProxy's of the same round.
     for i in range(args.rounds):
+        direct, ha_rps = rounds["direct"][i], rounds["haproxy"][i]["ka_rps"]
         for runs in rounds.values():
-            runs[i]["rate_added_p99"] = runs[i]["rate_p99"] - rounds["direct"][i]["rate_p99"]
+            runs[i]["rate_added_p99"] = runs[i]["rate_p99"] - direct["rate_p99"]
+            runs[i]["ka_ratio"] = runs[i]["ka_rps"] / ha_rps if ha_rps else 0.0
     med = {n: {k: statistics.median(r[k] for r in runs) for k in runs[0]} for n, runs in rounds.items()}
     print(f"{os.cpu_count()} CPUs; HAProxy with its defaults; wrk 32 connections; fixed rate {args.rate:.0f} req/s "
           f"over 10 connections; medians of {args.rounds} rounds of {args.seconds}s")
@@ -107,9 +111,11 @@ def main() -> None:
     for n in (n for n in med if n.startswith("haproxy-py")):
         r = med[n]
         added = r["rate_added_p99"]
-        verdict = (ratio(added, ha_added) if ha_added > 0 else
+        verdict = (ratio(added, ha_added) if ha_added > 0 and added > 0 else
+                   "n/a: haproxy-py adds nothing measurable over the noise" if added <= 0 else
                    "n/a: HAProxy adds nothing measurable over the noise") + " (target <= 2x)"
-        print(f"{n}: keep-alive req/s {ratio(r['ka_rps'], ha['ka_rps'])} of HAProxy's (target >= 0.5x); "
+        per_round = ", ".join(f"{x['ka_ratio']:.2f}" for x in rounds[n])
+        print(f"{n}: keep-alive req/s {r['ka_ratio']:.2f}x of HAProxy's (target >= 0.5x; rounds {per_round}); "
               f"close conn/s {ratio(r['close_cps'], ha['close_cps'])}; added p99 at {args.rate:.0f} req/s "
               f"{added:.2f}ms vs {ha_added:.2f}ms = {verdict}; p99 {ratio(r['rate_p99'], ha['rate_p99'])} of HAProxy's")
     errors = {n: r["ka_errors"] + r["close_errors"] + r["rate_errors"] for n, r in med.items()}
