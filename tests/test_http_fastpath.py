@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import csv as csv_module
 import io
+import select
 import socket
+import struct
+import threading
 import time
 
 import trio
@@ -16,7 +19,7 @@ from test_http_counters import running
 from haproxy_py import log
 from haproxy_py.config.loader import load_text
 from haproxy_py.core import stats
-from haproxy_py.runtime import http_fastpath
+from haproxy_py.runtime import http_fastpath, http_session
 
 
 def cfg(port: int, servers: list[str], defaults: str = "") -> str:
@@ -199,6 +202,46 @@ async def test_a_client_gone_mid_response_ends_only_its_connection() -> None:
     finally:
         origin.close()
     assert after == [(200, b"ok"), (200, b"ok")]
+
+
+async def test_a_client_reset_before_its_response_is_written_leaves_the_server_connection_parked() -> None:
+    # The whole response is in the proxy's socket and the client has reset before the fast path
+    # runs again: writing the response fails, but the server's exchange is complete, so its
+    # connection is parked for reuse rather than closed.
+    go = threading.Event()
+    origin = Origin("s1", respond=lambda req: (go.wait(5), text_response(req.url))[1])
+    port = free_port()
+    go.set()
+    try:
+        async with running(cfg(port, [origin.addr])) as rt:
+            fast = http_fastpath.current()
+            assert fast is not None
+            server = rt.backends["be"].servers[0]
+            client = socket.create_connection(("127.0.0.1", port), timeout=5)
+            assert await trio.to_thread.run_sync(exchange, client, "/a") == (200, b"/a")
+            go.clear()
+            client.sendall(b"GET /gone HTTP/1.1\r\nHost: h\r\n\r\n")
+            await trio.to_thread.run_sync(origin.wait_requests, 2)
+            # From here the trio thread is held (no await) until both events are in the kernel:
+            # the response first, then the reset, as the fast path will find them.
+            [server_fd] = [fd for fd, (_, kind) in fast._by_fd.items() if kind == http_fastpath._SERVER]
+            go.set()
+            assert select.select([server_fd], [], [], 5)[0] == [server_fd]
+            client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            client.close()
+            fe = rt.frontends["fe"].counters
+            with trio.fail_after(5):
+                while fe.current:
+                    await trio.sleep(0.02)
+            assert fast.served == 1  # /gone went through the fast path
+            [parked] = http_session._IDLE.get(server, [])
+            assert parked.sock.fileno() >= 0 and origin.accepted == 1
+            after = await trio.to_thread.run_sync(session, port, ["/b", "/c"])
+            assert rt.backends["be"].counters.current == 0 and server.served == 0
+    finally:
+        go.set()
+        origin.close()
+    assert after == [(200, b"/b"), (200, b"/c")]
 
 
 async def test_transactions_served_here_are_logged_like_the_others() -> None:
