@@ -19,7 +19,7 @@ from test_http_counters import running
 from haproxy_py import log
 from haproxy_py.config.loader import load_text
 from haproxy_py.core import stats
-from haproxy_py.runtime import http_fastpath, http_session
+from haproxy_py.runtime import http_fastpath
 
 
 def cfg(port: int, servers: list[str], defaults: str = "") -> str:
@@ -234,7 +234,7 @@ async def test_a_client_reset_before_its_response_is_written_leaves_the_server_c
                 while fe.current:
                     await trio.sleep(0.02)
             assert fast.served == 1  # /gone went through the fast path
-            [parked] = http_session._IDLE.get(server, [])
+            [parked] = server.idle_conns
             assert parked.sock.fileno() >= 0 and origin.accepted == 1
             after = await trio.to_thread.run_sync(session, port, ["/b", "/c"])
             assert rt.backends["be"].counters.current == 0 and server.served == 0
@@ -308,6 +308,28 @@ async def test_shutdown_sessions_of_a_server_ends_its_http_transactions() -> Non
     finally:
         origin.close()
     assert after == [(200, b"/x"), (200, b"/y")]
+
+
+async def test_server_connections_opened_reused_and_idle_are_counted() -> None:
+    # HAProxy's `connect` and `reuse`: the first request of each client connection opens a server
+    # connection (http-reuse safe); the others reuse an idle one. Figures checked against 2.6.
+    origin = Origin("s1", respond=by_path)
+    port = free_port()
+    try:
+        async with running(cfg(port, [origin.addr])) as rt:
+            for _ in range(2):
+                await trio.to_thread.run_sync(session, port, ["/a", "/b", "/c", "/d"])
+            csv = stats.render_csv(stats.snapshot(rt))
+    finally:
+        origin.close()
+    rows = list(csv_module.DictReader(io.StringIO(csv.lstrip("# "))))
+    for svname in ("s1", "BACKEND"):
+        row = next(r for r in rows if r["pxname"] == "be" and r["svname"] == svname)
+        assert (row["connect"], row["reuse"]) == ("2", "6"), row
+    # both server connections stay open for reuse after the clients left (as in HAProxy 2.6)
+    s1 = next(r for r in rows if r["pxname"] == "be" and r["svname"] == "s1")
+    assert (s1["srv_icur"], s1["safe_conn_cur"], s1["idle_conn_cur"]) == ("2", "2", "0"), s1
+    assert origin.accepted == 2
 
 
 async def _collect(out: list[bytes], fn) -> None:  # type: ignore[no-untyped-def]

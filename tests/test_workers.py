@@ -170,5 +170,8 @@ def test_server_http_counters_of_every_process_reach_the_stats(lb) -> None:
         # the worker's part arrives with its next report (every second)
         assert wait_until(lambda: server_row("req_tot") == 40, 5), server_row("req_tot")
         assert server_row("hrsp_2xx") == 40
+        # each client connection's first request opened a server connection, the others reused one
+        assert (server_row("connect"), server_row("reuse")) == (8, 32)
+        assert wait_until(lambda: server_row("srv_icur") == 8, 5), server_row("srv_icur")
     finally:
         origin.close()

@@ -16,6 +16,10 @@ class ServerCounters:
     """Cumulative per-server figures kept for stats and metrics (HAProxy's `stot`, `bin`, ...)."""
 
     sessions_total: int = 0
+    # server connections: attempts to open one (retries included) and idle ones reused instead
+    # (HAProxy's `connect` and `reuse`)
+    connect_attempts: int = 0
+    reuses: int = 0
     bytes_in: int = 0
     bytes_out: int = 0
     connect_errors: int = 0
@@ -60,6 +64,10 @@ class ServerState:
     # the worker processes' served/queued, as last reported (see core.workersync)
     remote_served: int = 0
     remote_queued: int = 0
+    remote_idle: int = 0
+    # open connections to this server kept for reuse, most recently parked last (HTTP keep-alive,
+    # runtime/http_session.py); their number is the stats' srv_icur
+    idle_conns: list[Any] = attrs.field(factory=list, repr=False)
     counters: ServerCounters = attrs.field(factory=ServerCounters)
     # Health checks (written by runtime/checks.py only; meanings in core/health.py). `checked` is
     # set for servers with `check`; the others keep the defaults and show "no check" in stats.

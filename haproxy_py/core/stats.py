@@ -504,6 +504,8 @@ def _server_row(px: Proxy, be: Any, st: ServerState, now: float) -> Row:
     else:
         downtime = hist.downtime(now)
     stot = c.sessions_total
+    # parked connections have served a request, which makes them "safe" to reuse in HAProxy's terms
+    idle = len(st.idle_conns) + st.remote_idle
     last = getattr(c, "last_session", None)
     timers: Timers | None = getattr(c, "timers", None)
     show_check = h.enabled and not h.paused
@@ -524,10 +526,10 @@ def _server_row(px: Proxy, be: Any, st: ServerState, now: float) -> Row:
         qtime=_ms(timers.avg[0]) if timers else 0, ctime=_ms(timers.avg[1]) if timers else 0,
         rtime=_ms(timers.avg[2]) if timers else 0, ttime=_ms(timers.avg[3]) if timers else 0,
         addr=_server_addr(cfg), wrew=getattr(c, "failed_rewrites", 0),
-        connect=getattr(c, "connect_attempts", stot + c.connect_errors), reuse=0,
-        srv_icur=0, qtime_max=timers.max[0] if timers else 0, ctime_max=timers.max[1] if timers else 0,
+        connect=getattr(c, "connect_attempts", stot + c.connect_errors), reuse=getattr(c, "reuses", 0),
+        srv_icur=idle, qtime_max=timers.max[0] if timers else 0, ctime_max=timers.max[1] if timers else 0,
         rtime_max=timers.max[2] if timers else 0, ttime_max=timers.max[3] if timers else 0,
-        eint=getattr(c, "internal_errors", 0), idle_conn_cur=0, safe_conn_cur=0, used_conn_cur=st.served,
+        eint=getattr(c, "internal_errors", 0), idle_conn_cur=0, safe_conn_cur=idle, used_conn_cur=st.served,
         need_conn_est=1 if stot else 0, uweight=st.weight,
     )
     if show_check:
@@ -646,7 +648,8 @@ def _backend_row(rt: Any, px: Proxy, be: Any, servers: list[Row], global_maxconn
         lastsess=int(now - last) if last else -1,
         qtime=_ms(t.avg[0]), ctime=_ms(t.avg[1]), rtime=_ms(t.avg[2]), ttime=_ms(t.avg[3]),
         algo=px.balance.algorithm, wrew=c.failed_rewrites,
-        connect=c.connections_total or sum(s["connect"] or 0 for s in servers), reuse=0,
+        connect=c.connections_total or sum(s["connect"] or 0 for s in servers),
+        reuse=sum(s["reuse"] or 0 for s in servers),
         qtime_max=t.max[0], ctime_max=t.max[1], rtime_max=t.max[2], ttime_max=t.max[3], eint=c.internal_errors,
         uweight=tot_uw, agg_server_status=0, agg_server_check_status=0, agg_check_status=0,
     )

@@ -7,7 +7,7 @@ socket, reload handover) runs in the main one only. Two kinds of messages cross 
   check or an operator changes it, so every process balances over the same servers;
 * workers -> main: each worker's counters, every second, which the main folds into its own: a
   cumulative counter grows by what the worker added since its last report, a high-water mark takes
-  the maximum, and a gauge (current sessions, served, queued) is kept per worker and added when
+  the maximum, and a gauge (current sessions, served, queued, idle connections) is kept per worker and added when
   rendering. Every stats renderer then shows whole-process totals without knowing about workers.
 """
 
@@ -80,7 +80,8 @@ def encode_report(frontends: Mapping[str, ProxyCounters], backends: Mapping[str,
         "t": "counters",
         "fe": {name: _int_fields(c) for name, c in frontends.items()},
         "be": {name: _int_fields(c) for name, c in backends.items()},
-        "srv": {be: {s.name: {**_int_fields(s.counters), "served": s.served, "queued": s.queued}
+        "srv": {be: {s.name: {**_int_fields(s.counters), "served": s.served, "queued": s.queued,
+                         "idle": len(s.idle_conns)}
                      for s in states} for be, states in servers.items()},
     }).encode()
 
@@ -124,7 +125,7 @@ class WorkerReports:
             for st in states:
                 if st.name in reported:
                     fold(st.counters, reported[st.name], prev["srv"].get(be, {}).get(st.name, {}),
-                         gauges=frozenset({"served", "queued"}))
+                         gauges=frozenset({"served", "queued", "idle"}))
         self.last[worker] = dict(report)
         self._set_gauges(frontends, backends, servers)
 
@@ -138,6 +139,7 @@ class WorkerReports:
             for st in states:
                 st.remote_served = self.server_gauge(be, st.name, "served")
                 st.remote_queued = self.server_gauge(be, st.name, "queued")
+                st.remote_idle = self.server_gauge(be, st.name, "idle")
 
     def forget(self, worker: int) -> None:
         self.last.pop(worker, None)

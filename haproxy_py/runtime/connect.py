@@ -272,7 +272,9 @@ class BackendRuntime:
             if idle is not None:
                 reused = idle(server)
                 if reused is not None:
+                    server.counters.reuses += 1
                     return reused, server
+            server.counters.connect_attempts += 1
             fam, addr = self.server_address(server, client_port)
             # the C socket type: no Python-level wrapper on the per-connection path
             sock = _socket.socket(fam, socket.SOCK_STREAM | socket.SOCK_NONBLOCK)

@@ -378,9 +378,8 @@ class FastPath:
         backend, be = route
         # Picking advances round-robin balancers, and a request handed back is picked again by
         # the task: so pick only when whichever server comes out has an idle connection.
-        idle = _session._IDLE
         for srv in backend.servers:
-            if not idle.get(srv) and srv.usable and not srv.backup:
+            if not srv.idle_conns and srv.usable and not srv.backup:
                 events.appendleft(EndOfMessage())
                 return False
         pick = s.pick
@@ -415,6 +414,7 @@ class FastPath:
             self._close(p)  # a head too big for an empty socket buffer: not a live idle connection
             return True
         backend._take(server)
+        server.counters.reuses += 1
         backend.attach(server, p)  # for `shutdown sessions` (on-marked-down shutdown-sessions)
         wall = self.wall
         backend.counters.session_started(wall)

@@ -228,16 +228,9 @@ class ServerConn:
             pass
 
 
-# Server states live as long as the process's runtime, so plain dicts keyed by them are fine (and
-# cheaper per request than weak ones).
-_IDLE: dict[ServerState, list[ServerConn]] = {}
-
-
 def park(sc: ServerConn, now: float) -> None:
     """Keep a server connection for a later request to the same server."""
-    lst = _IDLE.get(sc.server)
-    if lst is None:
-        lst = _IDLE[sc.server] = []
+    lst = sc.server.idle_conns
     if len(lst) >= IDLE_POOL_MAX:
         sc.close()
         return
@@ -247,8 +240,8 @@ def park(sc: ServerConn, now: float) -> None:
 
 def discard_idle(sc: ServerConn) -> None:
     """An idle connection turned out unusable (the server closed it, or sent bytes unasked)."""
-    lst = _IDLE.get(sc.server)
-    if lst is not None and sc in lst:
+    lst = sc.server.idle_conns
+    if sc in lst:
         lst.remove(sc)
     sc.close()
 
@@ -261,7 +254,7 @@ def take_idle(server: ServerState, check: bool = True, fast: bool = False, now: 
     the exchange that uses it (which then retries on a new one). `fast`: taken by the fast path,
     which keeps the socket in its epoll set; a session task waits on it through trio instead.
     `now`: trio's clock, if the caller has read it already."""
-    lst = _IDLE.get(server)
+    lst = server.idle_conns
     if not lst:
         return None
     if now is None:
