@@ -526,7 +526,7 @@ def _server_row(px: Proxy, be: Any, st: ServerState, now: float) -> Row:
         qtime=_ms(timers.avg[0]) if timers else 0, ctime=_ms(timers.avg[1]) if timers else 0,
         rtime=_ms(timers.avg[2]) if timers else 0, ttime=_ms(timers.avg[3]) if timers else 0,
         addr=_server_addr(cfg), wrew=getattr(c, "failed_rewrites", 0),
-        connect=getattr(c, "connect_attempts", stot + c.connect_errors), reuse=getattr(c, "reuses", 0),
+        connect=c.connect_attempts, reuse=c.reuses,
         srv_icur=idle, qtime_max=timers.max[0] if timers else 0, ctime_max=timers.max[1] if timers else 0,
         rtime_max=timers.max[2] if timers else 0, ttime_max=timers.max[3] if timers else 0,
         eint=getattr(c, "internal_errors", 0), idle_conn_cur=0, safe_conn_cur=idle, used_conn_cur=st.served,

@@ -7,8 +7,9 @@ socket, reload handover) runs in the main one only. Two kinds of messages cross 
   check or an operator changes it, so every process balances over the same servers;
 * workers -> main: each worker's counters, every second, which the main folds into its own: a
   cumulative counter grows by what the worker added since its last report, a high-water mark takes
-  the maximum, and a gauge (current sessions, served, queued, idle connections) is kept per worker and added when
-  rendering. Every stats renderer then shows whole-process totals without knowing about workers.
+  the maximum, and a gauge (current sessions, served, queued, idle connections) is kept per worker
+  and added when rendering. Every stats renderer then shows whole-process totals without knowing
+  about workers.
 """
 
 from __future__ import annotations
