@@ -355,3 +355,57 @@ async def test_server_and_backend_response_times_are_averaged() -> None:
         row = next(r for r in rows if r["pxname"] == "be" and r["svname"] == svname)
         assert 40 <= int(row["rtime"]) < 1000 and int(row["ttime"]) >= int(row["rtime"]), row
         assert int(row["rtime_max"]) >= 40, row
+
+
+def _read_head(c: socket.socket) -> bytes:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        got = c.recv(4096)
+        if not got:
+            break
+        data += got
+    return data
+
+
+async def test_an_idle_server_connection_reset_before_its_request_goes_out_costs_no_request() -> None:
+    # The origin resets its idle connection; the next request takes it (nothing was read from it
+    # since) and its send fails: the request goes out again on a new connection, answered and
+    # counted once.
+    lsock = socket.create_server(("127.0.0.1", 0))
+    lsock.settimeout(5)
+    port = free_port()
+    client: socket.socket | None = None
+    try:
+        async with running(cfg(port, [f"127.0.0.1:{lsock.getsockname()[1]}"])) as rt:
+            fast = http_fastpath.current()
+            assert fast is not None
+            client = socket.create_connection(("127.0.0.1", port), timeout=5)
+            client.sendall(b"GET /a HTTP/1.1\r\nHost: h\r\n\r\n")
+            conn1, _ = await trio.to_thread.run_sync(lsock.accept)
+            conn1.settimeout(5)
+            assert (await trio.to_thread.run_sync(_read_head, conn1)).startswith(b"GET /a ")
+            conn1.sendall(text_response(b"/a"))
+            assert (await trio.to_thread.run_sync(read_response, client))[::2] == (200, b"/a")
+            server = rt.backends["be"].servers[0]
+            with trio.fail_after(5):
+                while not server.idle_conns:
+                    await trio.sleep(0.01)
+            [idle] = server.idle_conns
+            conn1.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            conn1.close()
+            # the reset has reached the proxy's socket before the request comes
+            assert select.select([idle.sock.fileno()], [], [], 5)[0] == [idle.sock.fileno()]
+            client.sendall(b"GET /b HTTP/1.1\r\nHost: h\r\n\r\n")
+            conn2, _ = await trio.to_thread.run_sync(lsock.accept)
+            conn2.settimeout(5)
+            assert (await trio.to_thread.run_sync(_read_head, conn2)).startswith(b"GET /b ")
+            conn2.sendall(text_response(b"/b"))
+            assert (await trio.to_thread.run_sync(read_response, client))[::2] == (200, b"/b")
+            fe, be = rt.frontends["fe"].counters, rt.backends["be"].counters
+            assert fe.requests_total == 2 and be.requests_total == 2 and fe.http_responses[2] == 2
+            assert be.sessions_total == 2 and be.current == 0 and server.counters.sessions_total == 2
+            conn2.close()
+    finally:
+        if client is not None:
+            client.close()
+        lsock.close()

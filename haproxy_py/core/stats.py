@@ -63,6 +63,11 @@ class EventRate:
         if rate > self.max_rate:
             self.max_rate = rate
 
+    def untick(self) -> None:
+        """Take back the last event counted (in the current second; the maximum stays)."""
+        if self.current:
+            self.current -= 1
+
     def rate(self, now: float | None = None) -> int:
         now = time.time() if now is None else now
         self._roll(now)
@@ -131,6 +136,16 @@ class ProxyCounters:
         """One HTTP request parsed (req_tot, req_rate)."""
         self.requests_total += 1
         self.request_rate.tick(now)
+
+    def retract(self, request: bool, session: bool) -> None:
+        """Take back a `request_seen` and/or a `session_started` (whose session has ended): the
+        request is handed to code that counts it again, as one it is the first to see."""
+        if request:
+            self.requests_total -= 1
+            self.request_rate.untick()
+        if session:
+            self.sessions_total -= 1
+            self.session_rate.untick()
 
     def count_status(self, status: int) -> None:
         """Count one HTTP response by class (1xx..5xx; anything else as 'other')."""

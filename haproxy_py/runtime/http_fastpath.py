@@ -14,11 +14,18 @@ The behaviour is the session's (runtime/http_session.py): same counters, framing
 serialisation, error pages, connection reuse and timeouts (keep-alive idle: close silently;
 server: 504 before the response, cut during it; client: cut a stalled write).
 
+The request heads and finished responses of a batch of events are written together at its end.
+Why: a send that wakes a peer asleep in its own poll costs the sender several times what one to a
+peer still awake costs, and between two sends a request's Python work is long enough for the peer
+to fall asleep again. Written back to back, most find it awake: about a fifth less CPU per request
+under load. A lone event is a batch of one, so at a light load nothing waits.
+
 ```
 FastPath.run                 one task: waits on the private epoll (and the earliest deadline)
  ├─ _client_readable         read, parse; a simple request goes out on an idle server connection
  ├─ _server_readable         response head and body relayed as they come; server conn parked
  ├─ _writable                a client that could not take everything at once
+ ├─ _write_batch             the batch's request heads, then its finished responses
  └─ _expire                  deadlines
 ```
 """
@@ -120,6 +127,9 @@ class FastPath:
         self._buf = bytearray(CHUNK)  # every read lands here: the parsers copy what they keep
         self._view = memoryview(self._buf)
         self.served = 0  # transactions completed here
+        # written at the end of the batch: (session, its server connection, request head) ...
+        self._heads: list[tuple[Parked, ServerConn, bytes]] = []
+        self._done: list[Parked] = []  # ... and sessions whose whole response is in `pending`
 
     # -- the session side ----------------------------------------------------------------------
     async def park(self, session: HttpSession) -> int:
@@ -199,6 +209,8 @@ class FastPath:
                                 p.close()
                             else:
                                 self._close(p)
+                    if self._heads or self._done:
+                        self._write_batch()
                     if timers and timers[0][0] <= self.now:
                         self._expire()
                     if not ready:
@@ -400,19 +412,7 @@ class FastPath:
         if fe.forwardfor is not None or be.forwardfor is not None:
             s._forwarded_for(req, be)
         head = http1.request_head_bytes(req, server_keep)
-        try:
-            n = sc.sock.send(head)
-        except OSError:
-            n = -1
-        if n != len(head):
-            sc.close()
-            if n <= 0:
-                # a dead idle connection: the task starts over with the request as it came
-                del req.headers[n_headers:]
-                reader.events.appendleft(EndOfMessage())
-                return False
-            self._close(p)  # a head too big for an empty socket buffer: not a live idle connection
-            return True
+        self._heads.append((p, sc, head))  # sent at the end of the batch (_write_batch)
         backend._take(server)
         server.counters.reuses += 1
         backend.attach(server, p)  # for `shutdown sessions` (on-marked-down shutdown-sessions)
@@ -437,7 +437,6 @@ class FastPath:
         s.server_conn = sc
         s._current = (req, be, mode)
         sc.reader.head_request = req.method == _HEAD
-        s._count_in(sc, be, len(head))
         fd = sc.sock.fileno()
         self._by_fd[fd] = (p, _SERVER)
         if sc.watcher is None:
@@ -472,8 +471,15 @@ class FastPath:
             self._relay_body(p)
 
     def _retry(self, p: Parked) -> None:
+        """The request's idle connection was dead: the task sends it again on a new one, and
+        counts it as its own (what `_start` counted is taken back)."""
         s = p.session
         req = p.req
+        fe_counters, be_counters = s.fe.counters, p.be.counters
+        fe_counters.retract(True, False)
+        be_counters.retract(True, False)
+        p.backend.counters.retract(False, True)
+        p.server.counters.sessions_total -= 1
         self._drop_server(p)
         s.server_conn = None
         s._current = None
@@ -561,13 +567,13 @@ class FastPath:
                 return
 
     def _finish(self, p: Parked) -> None:
-        """The whole response is read: write it, then park the server connection and end the
-        transaction. Writing first keeps the bookkeeping off the response's latency; the server
-        side is detached before, so a client that fails the write does not take it down."""
+        """The whole response is read: park the server connection and end the transaction; the
+        response is written at the end of the batch. The server side is detached first, so a
+        client that fails the write does not take it down."""
         s = p.session
         sc = p.sc
         p.sc = None
-        self._flush(p)
+        self._done.append(p)  # written at the end of the batch (_write_batch)
         req = p.req
         be = p.be
         now = self.now
@@ -595,8 +601,32 @@ class FastPath:
         p.req = None
         if not p.keep:
             p.end_after_write = True
-        if not p.pending and not p.outcome:
-            self._next(p)
+
+    def _write_batch(self) -> None:
+        """Send the batch's request heads (their servers start working), then write its responses."""
+        heads = self._heads
+        if heads:
+            self._heads = []
+            for p, sc, head in heads:
+                if p.sc is not sc:
+                    continue  # the transaction ended meanwhile (client gone)
+                try:
+                    n = sc.sock.send(head)
+                except OSError:
+                    n = -1
+                if n == len(head):
+                    p.session._count_in(sc, p.be, n)
+                    continue
+                if n <= 0:
+                    self._retry(p)  # a dead idle connection: the task sends it again on a new one
+                else:
+                    self._close(p)  # a head too big for an empty socket buffer: not a live connection
+        done = self._done
+        if done:
+            self._done = []
+            for p in done:
+                if not p.outcome:
+                    self._writable(p)
 
     def _next(self, p: Parked) -> None:
         """The transaction is over and written: idle again (or the next request is already here)."""
