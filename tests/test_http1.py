@@ -482,3 +482,18 @@ def test_errorfile_with_length():
 def test_errorfile_that_is_not_http_is_refused():
     with pytest.raises(H1Error):
         http1.parse_errorfile(b"<html>not a response</html>")
+
+
+@pytest.mark.parametrize(("headers", "expected", "left"), [
+    ([(b"host", b"h")], (False, False), [(b"host", b"h")]),
+    ([(b"connection", b"keep-alive")], (False, True), []),
+    ([(b"connection", b"Close")], (True, False), []),
+    ([(b"a", b"1"), (b"connection", b"Upgrade, keep-alive"), (b"b", b"2"), (b"connection", b"close")], (True, True),
+     [(b"a", b"1"), (b"connection", b"Upgrade"), (b"b", b"2")]),
+    ([(b"connection", b"x-a, close, x-b"), (b"connection", b"x-c")], (True, False),
+     [(b"connection", b"x-a, x-b"), (b"connection", b"x-c")]),
+    ([(b"connection", b" , "), (b"x", b"y")], (False, False), [(b"x", b"y")]),
+])
+def test_connection_close_and_keep_alive_tokens_are_consumed_and_others_kept(headers, expected, left) -> None:  # type: ignore[no-untyped-def]
+    assert http1.consume_connection(headers) == expected
+    assert headers == left

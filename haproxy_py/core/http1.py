@@ -188,39 +188,31 @@ def consume_connection(headers: Headers) -> tuple[bool, bool]:
     A Connection header left without tokens is dropped.
     """
     close = keepalive = False
-    for name, _ in headers:
-        if name == b"connection":
-            break
-    else:
-        return False, False
-    i = 0
-    while i < len(headers):
-        name, value = headers[i]
-        if name == b"connection":
-            low = value.lower()
-            if low == _KEEPALIVE or low == _CLOSE:  # the usual single token
-                if low == _CLOSE:
-                    close = True
-                else:
-                    keepalive = True
-                del headers[i]
-                continue
-            kept = []
-            tokens = _split_tokens(value)
-            for tok in tokens:
-                low = tok.lower()
-                if low == _CLOSE:
-                    close = True
-                elif low == _KEEPALIVE:
-                    keepalive = True
-                else:
-                    kept.append(tok)
-            if not kept:
-                del headers[i]
-                continue
-            if len(kept) != len(tokens):
-                headers[i] = (name, b", ".join(kept))
-        i += 1
+    at = [i for i, h in enumerate(headers) if h[0] == b"connection"]
+    for i in reversed(at):  # from the last, so that deleting one leaves the others' places
+        value = headers[i][1]
+        low = value.lower()
+        if low == _KEEPALIVE or low == _CLOSE:  # the usual single token
+            if low == _CLOSE:
+                close = True
+            else:
+                keepalive = True
+            del headers[i]
+            continue
+        kept = []
+        tokens = _split_tokens(value)
+        for tok in tokens:
+            low = tok.lower()
+            if low == _CLOSE:
+                close = True
+            elif low == _KEEPALIVE:
+                keepalive = True
+            else:
+                kept.append(tok)
+        if not kept:
+            del headers[i]
+        elif len(kept) != len(tokens):
+            headers[i] = (b"connection", b", ".join(kept))
     return close, keepalive
 
 

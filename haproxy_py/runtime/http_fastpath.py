@@ -63,6 +63,7 @@ _CLIENT, _SERVER, _IDLE_SERVER = range(3)
 HANDBACK, CLOSED = 1, 2
 _OUT_LIMIT = 256 * 1024  # bytes waiting for a slow client before the server is no longer read
 _POLL_ROUNDS = 8  # batches of events taken in a row before trio runs the other tasks
+_BATCH = 64  # events taken at once: bounds how long a batch's writes wait for its end
 
 
 class Parked:
@@ -185,7 +186,7 @@ class FastPath:
                 for _ in range(_POLL_ROUNDS):
                     self.now = current_time()
                     self.wall = time.time()
-                    ready = poll(0, 256)
+                    ready = poll(0, _BATCH)
                     for fd, ev in ready:
                         entry = by_fd.get(fd)
                         if entry is None:
