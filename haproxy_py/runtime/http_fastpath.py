@@ -593,9 +593,9 @@ class FastPath:
                 return
 
     def _finish(self, p: Parked) -> None:
-        """The whole response is read: park the server connection and end the transaction; the
-        response is written at the end of the batch. The server side is detached first, so a
-        client that fails the write does not take it down."""
+        """The whole response is read: write it (now, or at the end of a batch of several events),
+        park the server connection and end the transaction. The server side is detached first, so
+        a client that fails the write does not take it down."""
         s = p.session
         sc = p.sc
         p.sc = None
