@@ -178,7 +178,7 @@ def build(name: str) -> str:
     exe = os.path.join(HERE, ".build", name)
     if not os.path.exists(exe) or os.path.getmtime(exe) < os.path.getmtime(src):
         os.makedirs(os.path.dirname(exe), exist_ok=True)
-        subprocess.run(["cc", "-O2", "-Wall", "-o", exe, src], check=True)
+        subprocess.run(["cc", "-O2", "-Wall", "-o", exe, src, "-lm"], check=True)
     return exe
 
 

@@ -9,9 +9,11 @@ processes). The origin is nginx serving a 100-byte file; the load is wrk on loop
 * keep-alive: wrk, 32 connections, requests/s and p50/p99 latency;
 * close: wrk with `Connection: close`, i.e. one connection per request: connections/s;
 * fixed rate: bench/rate.c at `--rate` requests/s, evenly spaced over 10 keep-alive connections
-  (open loop, timed in C: an interpreted generator's own jitter is as large as what is measured):
-  p50/p99 latency, and the p99 *added* by the proxy (target p99 minus the direct p99 of the same
-  round, median over rounds: the machine's noise moves both alike).
+  per target (open loop, timed in C: an interpreted generator's own jitter is as large as what is
+  measured): p50/p99 latency, and the p99 *added* by the proxy (target p99 minus the direct p99 of
+  the same round, median over rounds). The targets run side by side and take the load in turns of
+  100 ms, so that they share the machine's spells of noise (host steal here comes in spells from
+  milliseconds to minutes, and measured one after the other, targets saw different ones).
 
 Then haproxy-py's ratios to HAProxy: keep-alive requests/s (target >= 0.5x) and added p99 latency at
 the fixed rate (target <= 2x). CPU time per request of each proxy is shown too: on a small machine
@@ -21,6 +23,7 @@ the load generator and the origin compete with the proxy for the same cores.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -33,16 +36,32 @@ from common import build, cpu_seconds, nginx_origin, ratio, require, target, wrk
 SMALL = "/small"
 
 
-def fixed_rate(port: int, rate: float, seconds: int) -> dict[str, float]:
-    out = subprocess.run([build("rate"), str(port), str(rate), str(seconds), "10", SMALL], capture_output=True,
-                         text=True, timeout=seconds + 60)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+def fixed_rate(ports: list[int], rate: float, seconds: int) -> list[dict[str, float]]:
+    """Each port's latencies under `rate` req/s for `seconds`, the ports taking turns."""
+    out = subprocess.run([build("rate"), ",".join(map(str, ports)), str(rate), str(seconds), "10", SMALL],
+                         capture_output=True, text=True, timeout=seconds * len(ports) + 60)
+    return [json.loads(line) for line in out.stdout.strip().splitlines()[-len(ports):]]
 
 
-def measure(kind: str, workers: int, origin: int, seconds: int, rate: float) -> dict[str, float]:
-    extra = f"    nbthread {workers}" if kind == "haproxy-py" and workers > 1 else ""
+def fixed_rate_round(targets: list[tuple[str, int]], origin: int, seconds: int, rate: float) -> list[dict[str, float]]:
+    """The fixed-rate figures of every target, all running at once and loaded in turns."""
+    with contextlib.ExitStack() as stack:
+        ports = []
+        for kind, workers in targets:
+            ports.append(stack.enter_context(target(kind, "http", origin, _extra(kind, workers))))
+        time.sleep(0.3)
+        return [dict(rate_p50=fr["p50_ms"], rate_p99=fr["p99_ms"], rate_achieved=fr["rate"], rate_errors=fr["errors"])
+                for fr in fixed_rate(ports, rate, seconds)]
+
+
+def _extra(kind: str, workers: int) -> str:
+    return f"    nbthread {workers}" if kind == "haproxy-py" and workers > 1 else ""
+
+
+def measure(kind: str, workers: int, origin: int, seconds: int) -> dict[str, float]:
+    """Keep-alive and close figures of one target."""
     res: dict[str, float] = {}
-    with target(kind, "http", origin, extra) as port:
+    with target(kind, "http", origin, _extra(kind, workers)) as port:
         time.sleep(0.3)
         pid = common.last_pid if kind != "direct" else None
         pids = _family(pid) if pid else []
@@ -53,8 +72,6 @@ def measure(kind: str, workers: int, origin: int, seconds: int, rate: float) -> 
         res["cpu_us_per_req"] = 1e6 * (c1 - c0) / (ka["rps"] * seconds) if pids and ka["rps"] else float("nan")
         cl = wrk(f"http://127.0.0.1:{port}{SMALL}", seconds, connections=32, headers=("Connection: close",))
         res.update(close_cps=cl["rps"], close_errors=cl["errors"])
-        fr = fixed_rate(port, rate, seconds)
-        res.update(rate_p50=fr["p50_ms"], rate_p99=fr["p99_ms"], rate_achieved=fr["rate"], rate_errors=fr["errors"])
     return res
 
 
@@ -86,7 +103,9 @@ def main() -> None:
     with nginx_origin({"small": 100}) as origin:
         for _ in range(args.rounds):
             for t in targets:
-                rounds[names[t]].append(measure(t[0], t[1], origin, args.seconds, args.rate))
+                rounds[names[t]].append(measure(t[0], t[1], origin, args.seconds))
+            for t, fr in zip(targets, fixed_rate_round(targets, origin, args.seconds, args.rate)):
+                rounds[names[t]][-1].update(fr)
     # Figures compared within a round, then the median over rounds, because the machine's speed and
     # noise drift between rounds and a ratio of medians would mix rounds: the added latency is the
     # round's p99 minus the direct p99 of the same round; the throughput ratio is the round's
@@ -98,7 +117,7 @@ def main() -> None:
             runs[i]["ka_ratio"] = runs[i]["ka_rps"] / ha_rps if ha_rps else 0.0
     med = {n: {k: statistics.median(r[k] for r in runs) for k in runs[0]} for n, runs in rounds.items()}
     print(f"{os.cpu_count()} CPUs; HAProxy with its defaults; wrk 32 connections; fixed rate {args.rate:.0f} req/s "
-          f"over 10 connections; medians of {args.rounds} rounds of {args.seconds}s")
+          f"over 10 connections, targets in turns of 100 ms; medians of {args.rounds} rounds of {args.seconds}s")
     print(f"{'target':<15}{'ka req/s':>10}{'ka p50':>8}{'ka p99':>8}{'cpu/req':>9}{'close c/s':>11}"
           f"{'rate p50':>10}{'rate p99':>10}{'added p99':>10}")
     for n, r in med.items():

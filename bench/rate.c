@@ -1,6 +1,6 @@
 /* Fixed-rate HTTP/1.1 keep-alive load with latency percentiles, open loop.
  *
- *     rate PORT RATE SECONDS [CONNECTIONS] [PATH]
+ *     rate PORT[,PORT...] RATE SECONDS [CONNECTIONS] [PATH] [SLICE_MS]
  *
  * Why C: the latencies measured here are a few hundred microseconds; a load generator in an
  * interpreter adds jitter of the same size, which then dominates the p99 it reports.
@@ -10,10 +10,17 @@
  * connection still busy when the next request is due (a stall) counts the wait against every
  * request it delays (no coordinated omission). Wake-ups come from an absolute timerfd with 1 ns
  * timer slack. Prints one JSON line: rate achieved, p50/p90/p99/p99.9/max in ms, errors.
+ *
+ * Several ports are measured in turns: time is cut in slices of SLICE_MS (default 100) given to
+ * each port in turn, each with its own CONNECTIONS, until every port has had SECONDS of load at
+ * RATE; one JSON line per port, in order. Why: this machine's noise comes in spells (host steal)
+ * that last from milliseconds to minutes, so targets measured one after the other see different
+ * spells and their tails differ by more than the proxies do; in turns, they share them.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
+#include <math.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -41,6 +48,21 @@ static double now_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* The schedule: T ports, `per` connections each, requests every `interval` s on each port's own
+ * clock, which runs only during that port's slices. */
+static int T = 0, per = 10;
+static double start, interval, slice;
+
+/* When the `sent`-th request of connection i is due (on its port's clock: *v). */
+static double due_at(int i, long sent, double *v) {
+    *v = (i % per + sent * (double)per) * interval;
+    if (T == 1)
+        return start + *v;
+    double k = floor(*v / slice + 1e-9); /* its port's slice (rounding kept consistent with the offset) */
+    double off = *v - k * slice;
+    return start + (k * T + i / per) * slice + (off > 0 ? off : 0);
 }
 
 static int cmp(const void *a, const void *b) {
@@ -72,27 +94,32 @@ static long complete(const char *buf, size_t have) {
 
 int main(int argc, char **argv) {
     if (argc < 4) {
-        fprintf(stderr, "usage: %s PORT RATE SECONDS [CONNECTIONS] [PATH]\n", argv[0]);
+        fprintf(stderr, "usage: %s PORT[,PORT...] RATE SECONDS [CONNECTIONS] [PATH] [SLICE_MS]\n", argv[0]);
         return 2;
     }
-    int port = atoi(argv[1]);
+    int ports[16];
+    for (char *p = strtok(argv[1], ","); p && T < 16; p = strtok(NULL, ","))
+        ports[T++] = atoi(p);
     double rate = atof(argv[2]), seconds = atof(argv[3]);
-    int n = argc > 4 ? atoi(argv[4]) : 10;
+    per = argc > 4 ? atoi(argv[4]) : 10; /* connections per port */
     const char *path = argc > 5 ? argv[5] : "/small";
+    slice = (argc > 6 ? atof(argv[6]) : 100.0) / 1000.0;
+    int n = per * T;
     char req[1024];
     int reqlen = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: bench\r\n\r\n", path);
     prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
 
     long total = (long)(rate * seconds) + 1;
-    double *lat = malloc(sizeof(double) * total);
+    double *lat = malloc(sizeof(double) * total * T);
+    long done_t[16] = {0}, errors_t[16] = {0};
     struct conn *c = calloc(n, sizeof *c);
     int ep = epoll_create1(0), tfd = timerfd_create(CLOCK_MONOTONIC, 0);
     struct epoll_event ev = {.events = EPOLLIN, .data.u32 = (unsigned)n};
     epoll_ctl(ep, EPOLL_CTL_ADD, tfd, &ev);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
+    struct sockaddr_in sa = {.sin_family = AF_INET};
     inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-    long errors = 0, done = 0;
     for (int i = 0; i < n; i++) {
+        sa.sin_port = htons(ports[i / per]);
         c[i].fd = socket(AF_INET, SOCK_STREAM, 0);
         int one = 1;
         setsockopt(c[i].fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -104,7 +131,8 @@ int main(int argc, char **argv) {
         ev.data.u32 = (unsigned)i;
         epoll_ctl(ep, EPOLL_CTL_ADD, c[i].fd, &ev);
     }
-    double start = now_s() + 0.1, end = start + seconds, interval = 1.0 / rate;
+    start = now_s() + 0.1;
+    interval = 1.0 / rate;
     struct timespec mono;
     for (;;) {
         double t = now_s();
@@ -114,8 +142,8 @@ int main(int argc, char **argv) {
         for (int i = 0; i < n; i++) {
             if (c[i].fd < 0)
                 continue;
-            double due = start + (i + c[i].sent * (double)n) * interval;
-            if (due >= end) {
+            double v, due = due_at(i, c[i].sent, &v);
+            if (v >= seconds) {
                 live += c[i].busy;
                 continue;
             }
@@ -124,7 +152,7 @@ int main(int argc, char **argv) {
                 continue;
             if (due <= t) {
                 if (write(c[i].fd, req, reqlen) != reqlen) {
-                    errors++;
+                    errors_t[i / per]++;
                     close(c[i].fd);
                     c[i].fd = -1;
                     continue;
@@ -137,9 +165,10 @@ int main(int argc, char **argv) {
         }
         if (!live)
             break;
+        double end = start + seconds * T;
         if (t > end + 5.0) { /* responses still missing long after the end */
             for (int i = 0; i < n; i++)
-                errors += c[i].fd >= 0 && c[i].busy;
+                errors_t[i / per] += c[i].fd >= 0 && c[i].busy;
             break;
         }
         if (next > end + 5.0)
@@ -165,7 +194,7 @@ int main(int argc, char **argv) {
             struct conn *cn = &c[i];
             ssize_t r = read(cn->fd, cn->buf + cn->have, BUF - cn->have);
             if (r <= 0 || !cn->busy) {
-                errors += cn->busy || r > 0;
+                errors_t[i / per] += cn->busy || r > 0;
                 close(cn->fd);
                 cn->fd = -1;
                 continue;
@@ -174,20 +203,25 @@ int main(int argc, char **argv) {
             long len = complete(cn->buf, cn->have);
             if (len == 0 && cn->have < BUF)
                 continue;
-            double due = start + (i + cn->sent * (double)n) * interval;
-            if (len > 0 && done < total)
-                lat[done++] = now_s() - due;
+            double v, due = due_at((int)i, cn->sent, &v);
+            long *done = &done_t[i / per];
+            if (len > 0 && *done < total)
+                lat[total * (i / per) + (*done)++] = now_s() - due;
             else
-                errors++;
+                errors_t[i / per]++;
             cn->busy = 0;
             cn->sent++;
             cn->have = 0;
         }
     }
-    qsort(lat, done, sizeof *lat, cmp);
-#define PCT(p) (done ? lat[(long)(done * (p) / 100.0) < done ? (long)(done * (p) / 100.0) : done - 1] * 1e3 : -1.0)
-    printf("{\"rate\": %.1f, \"p50_ms\": %.4f, \"p90_ms\": %.4f, \"p99_ms\": %.4f, \"p999_ms\": %.4f, "
-           "\"max_ms\": %.4f, \"errors\": %ld}\n",
-           done / seconds, PCT(50), PCT(90), PCT(99), PCT(99.9), done ? lat[done - 1] * 1e3 : -1.0, errors);
+    for (int t = 0; t < T; t++) {
+        double *l = lat + total * t;
+        long done = done_t[t];
+        qsort(l, done, sizeof *l, cmp);
+#define PCT(p) (done ? l[(long)(done * (p) / 100.0) < done ? (long)(done * (p) / 100.0) : done - 1] * 1e3 : -1.0)
+        printf("{\"rate\": %.1f, \"p50_ms\": %.4f, \"p90_ms\": %.4f, \"p99_ms\": %.4f, \"p999_ms\": %.4f, "
+               "\"max_ms\": %.4f, \"errors\": %ld}\n",
+               done / seconds, PCT(50), PCT(90), PCT(99), PCT(99.9), done ? l[done - 1] * 1e3 : -1.0, errors_t[t]);
+    }
     return 0;
 }
