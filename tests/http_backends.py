@@ -234,6 +234,17 @@ def raw_exchange(port: int, payload: bytes, timeout: float = 3.0, until: bytes |
     return out, closed
 
 
+def read_head(s: socket.socket) -> bytes:
+    """Bytes read from `s` until the end of a message head (or EOF)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        got = s.recv(4096)
+        if not got:
+            break
+        data += got
+    return data
+
+
 def read_response(s: socket.socket, timeout: float = 5.0) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
     """Read one response from `s` (parsed with httptools): (status, headers, body). Send the next
     request only after this returns: bytes read past this response are dropped."""

@@ -14,7 +14,7 @@ import time
 
 import pytest
 import trio
-from http_backends import Origin, free_port, read_response, text_response
+from http_backends import Origin, free_port, read_head, read_response, text_response
 from test_http_counters import running
 
 from haproxy_py import log
@@ -358,22 +358,12 @@ async def test_server_and_backend_response_times_are_averaged() -> None:
         assert int(row["rtime_max"]) >= 40, row
 
 
-def _read_head(c: socket.socket) -> bytes:
-    data = b""
-    while b"\r\n\r\n" not in data:
-        got = c.recv(4096)
-        if not got:
-            break
-        data += got
-    return data
-
-
 async def _origin_exchange(lsock: socket.socket, client: socket.socket, path: str) -> socket.socket:
     """`client` asks for `path`, which reaches the origin on a new connection: returns it."""
     client.sendall(f"GET {path} HTTP/1.1\r\nHost: h\r\n\r\n".encode())
     conn, _ = await trio.to_thread.run_sync(lsock.accept)
     conn.settimeout(5)
-    assert (await trio.to_thread.run_sync(_read_head, conn)).startswith(f"GET {path} ".encode())
+    assert (await trio.to_thread.run_sync(read_head, conn)).startswith(f"GET {path} ".encode())
     conn.sendall(text_response(path.encode()))
     assert (await trio.to_thread.run_sync(read_response, client))[::2] == (200, path.encode())
     return conn
@@ -422,7 +412,7 @@ async def test_an_idle_server_connection_reset_before_its_request_goes_out_costs
             client.sendall(b"GET /b HTTP/1.1\r\nHost: h\r\n\r\n")
             conn2, _ = await trio.to_thread.run_sync(lsock.accept)
             conn2.settimeout(5)
-            assert (await trio.to_thread.run_sync(_read_head, conn2)).startswith(b"GET /b ")
+            assert (await trio.to_thread.run_sync(read_head, conn2)).startswith(b"GET /b ")
             conn2.sendall(text_response(b"/b"))
             assert (await trio.to_thread.run_sync(read_response, client))[::2] == (200, b"/b")
             fe, be = rt.frontends["fe"].counters, rt.backends["be"].counters

@@ -137,15 +137,15 @@ class ProxyCounters:
         self.requests_total += 1
         self.request_rate.tick(now)
 
-    def retract(self, request: bool, session: bool) -> None:
-        """Take back a `request_seen` and/or a `session_started` (whose session has ended): the
-        request is handed to code that counts it again, as one it is the first to see."""
-        if request:
-            self.requests_total -= 1
-            self.request_rate.untick()
-        if session:
-            self.sessions_total -= 1
-            self.session_rate.untick()
+    def request_taken_back(self) -> None:
+        """Undo a `request_seen`: the request goes to code that counts it as its own."""
+        self.requests_total -= 1
+        self.request_rate.untick()
+
+    def session_taken_back(self) -> None:
+        """Undo a `session_started` whose session has ended (`session_ended`) uncounted."""
+        self.sessions_total -= 1
+        self.session_rate.untick()
 
     def count_status(self, status: int) -> None:
         """Count one HTTP response by class (1xx..5xx; anything else as 'other')."""

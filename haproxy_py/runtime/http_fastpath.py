@@ -501,12 +501,12 @@ class FastPath:
         counts it as its own (what `_start` counted is taken back)."""
         s = p.session
         req = p.req
-        fe_counters, be_counters = s.fe.counters, p.be.counters
-        fe_counters.retract(True, False)
-        be_counters.retract(True, False)
-        p.backend.counters.retract(False, True)
+        backend = p.backend
+        s.fe.counters.request_taken_back()
+        p.be.counters.request_taken_back()
         p.server.counters.sessions_total -= 1
-        self._drop_server(p)
+        self._drop_server(p)  # (its session_ended)
+        backend.counters.session_taken_back()
         s.server_conn = None
         s._current = None
         del req.headers[p.n_headers:]  # the task adds its forwardfor header itself
