@@ -377,6 +377,36 @@ async def test_tunnel_half_close_both_ways_and_counts(forwarder: object) -> None
     a.close()
 
 
+async def test_tunnel_on_finish_is_called_once_as_it_finishes(forwarder: object) -> None:
+    # the session releases its server there: before its own task runs again
+    import trio
+
+    from haproxy_py.runtime.forward import POOL, Activity, tunnel
+
+    a, b, c, d = _pairs()
+    activity = Activity(scope=trio.CancelScope(), client=5.0, server=5.0)
+    returned: list[bool] = []
+    calls: list[bool] = []
+
+    async def session() -> None:
+        try:
+            await tunnel(b, c, activity, POOL, False, forwarder, on_finish=lambda: calls.append(bool(returned)))  # type: ignore[arg-type]
+            returned.append(True)
+        finally:
+            b.close()
+            c.close()
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(session)
+        a.shutdown(socket.SHUT_WR)
+        assert await _recv_eof(d) == b""
+        assert calls == []  # one way is still open
+        d.close()
+        assert await _recv_eof(a) == b""
+    assert calls == [False] and returned == [True]
+    a.close()
+
+
 async def test_tunnel_timeouts_close_one_direction_at_a_time(forwarder: object) -> None:
     """As in HAProxy 2.6 (checked side by side): the side that times out first stops being read
     and its peer gets the end of stream; the session ends when the other side's timer passes too,

@@ -25,6 +25,7 @@ import math
 import os
 import select
 import socket
+from collections.abc import Callable
 
 import attrs
 import trio
@@ -352,10 +353,10 @@ class _Tunnel:
     """
 
     __slots__ = ("up", "down", "activity", "pool", "splice", "epoll", "forwarder", "client_fd", "server_fd",
-                 "client_events", "server_events", "finished", "error", "task")
+                 "client_events", "server_events", "finished", "error", "task", "on_finish")
 
     def __init__(self, client: socket.socket, server: socket.socket, activity: Activity, pool: BufferPool,
-                 splice: bool, forwarder: Forwarder | None) -> None:
+                 splice: bool, forwarder: Forwarder | None, on_finish: Callable[[], None] | None = None) -> None:
         self.up = _Way(client, server, True)
         self.down = _Way(server, client, False)
         self.activity = activity
@@ -370,6 +371,7 @@ class _Tunnel:
         self.finished = False  # both ways done, or one failed
         self.error: BaseException | None = None  # an unexpected error met in the forwarder's task
         self.task: trio.lowlevel.Task | None = None  # the session's task while parked
+        self.on_finish = on_finish
 
     def start(self) -> bool:
         """Forward what the client already sent and watch both sockets; False if that failed."""
@@ -407,6 +409,8 @@ class _Tunnel:
 
     def _finish(self) -> None:
         self.finished = True
+        if self.on_finish is not None:
+            self.on_finish()
         if self.task is not None:
             trio.lowlevel.reschedule(self.task)
             self.task = None
@@ -705,7 +709,8 @@ class Forwarder:
 
 
 async def tunnel(client: socket.socket, server: socket.socket, activity: Activity, pool: BufferPool = POOL,
-                 splice: bool = CAN_SPLICE, forwarder: Forwarder | None = None) -> None:
+                 splice: bool = CAN_SPLICE, forwarder: Forwarder | None = None,
+                 on_finish: Callable[[], None] | None = None) -> None:
     """Copy both ways between `client` and `server` until both reached end of stream.
 
     Each end of stream half-closes the other socket (its `-fin` timeout then applies), except the
@@ -716,8 +721,10 @@ async def tunnel(client: socket.socket, server: socket.socket, activity: Activit
     tunnel goes on in a new scope (`activity.scope` is replaced). `activity.cancel()`
     (shutdown-sessions) and outer cancellation (stops) end it. With a running `forwarder`, its
     task moves the bytes and this task sleeps meanwhile; without one, this task does it.
+    `on_finish` is called as the tunnel finishes (in the forwarder's task, before this one wakes
+    up), for what must not wait for the next scheduling round.
     """
-    t = _Tunnel(client, server, activity, pool, splice, forwarder)
+    t = _Tunnel(client, server, activity, pool, splice, forwarder, on_finish)
     try:
         if not t.start():
             return

@@ -201,6 +201,16 @@ async def _tcp_session(conn: socket.socket, frontend: FrontendRuntime, peer: obj
         if record is not None and timing is not None:
             _fill_connect(record, timing, server, backend)
         activity: Activity | None = None
+        released = False
+
+        def release() -> None:
+            # as soon as the tunnel is over: a connection arriving meanwhile must not see the
+            # server still busy (leastconn, maxconn)
+            nonlocal released
+            if not released:
+                released = True
+                backend.release(server)
+
         try:
             if initial:
                 try:
@@ -211,14 +221,14 @@ async def _tcp_session(conn: socket.socket, frontend: FrontendRuntime, peer: obj
             activity = frontend.activity(trio.CancelScope(), backend.proxy)
             backend.attach(server, activity)
             try:
-                await tunnel(conn, server_sock, activity, forwarder=frontend.forwarder)
+                await tunnel(conn, server_sock, activity, forwarder=frontend.forwarder, on_finish=release)
             finally:
                 backend.detach(server, activity)
             if record is not None:
                 record.termination = activity.termination()
         finally:
             server_sock.close()
-            backend.release(server)
+            release()
             if record is not None:
                 record.srv_conn = server.served
             if activity is not None:
