@@ -15,6 +15,7 @@ from collections.abc import Iterator
 import pytest
 
 from conftest import LB, free_port, read_line, wait_until
+from http_backends import read_head
 
 DEFAULTS = """\
 defaults
@@ -63,12 +64,9 @@ class CheckServer:
         t0 = time.monotonic()
         c.settimeout(5)
         try:
-            data = b""
-            while b"\r\n\r\n" not in data:
-                chunk = c.recv(4096)
-                if not chunk:
-                    return
-                data += chunk
+            data = read_head(c)
+            if b"\r\n\r\n" not in data:
+                return  # closed before a whole head
             self.requests.append((t0, data))
             if self.hang:
                 try:

@@ -26,6 +26,7 @@ from collections.abc import Iterator
 import pytest
 
 from conftest import LB, free_port, lb_command, wait_until
+from http_backends import read_head
 
 
 def need(binary: str, package: str) -> str:
@@ -66,12 +67,7 @@ class HealthServer:
                 continue
             try:
                 c.settimeout(2)
-                data = b""
-                while b"\r\n\r\n" not in data:
-                    d = c.recv(4096)
-                    if not d:
-                        break
-                    data += d
+                read_head(c)
                 body = f"{self.name}\n".encode()
                 c.sendall(b"HTTP/1.0 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
             except OSError:

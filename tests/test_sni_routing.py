@@ -23,6 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from conftest import ROOT, LB, free_port
+from http_backends import read_head
 
 SAMPLE = os.path.join(ROOT, "samples", "sni-router.cfg")
 SAMPLE_MAP = os.path.join(ROOT, "samples", "sni.map")
@@ -67,12 +68,7 @@ class TLSServer:
         try:
             with self.lock:
                 self.snis.append(getattr(tls, "sni", None))
-            data = b""
-            while b"\r\n\r\n" not in data:
-                chunk = tls.recv(4096)
-                if not chunk:
-                    break
-                data += chunk
+            read_head(tls)
             body = f"{self.name}\n".encode()
             tls.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body))
             tls.unwrap()
