@@ -23,18 +23,26 @@ def lb_command() -> list[str]:
     return [exe] if os.path.exists(exe) else [sys.executable, "-m", "haproxy_py"]
 
 
+_GIVEN: set[int] = set()  # ports free_port() has handed out: free, but maybe not bound yet
+
+
 def free_port() -> int:
-    """A free port below the ephemeral range (so outgoing connections cannot take it meanwhile)."""
+    """A free port below the ephemeral range (so outgoing connections cannot take it meanwhile),
+    never one it gave before: a test takes several before binding any (a port meant to stay closed
+    once came out equal to the frontend's)."""
     import random
 
     for _ in range(500):
         port = random.randint(20000, 32000)
+        if port in _GIVEN:
+            continue
         with socket.socket() as s:
             try:
                 s.bind(("127.0.0.1", port))
             except OSError:
                 continue
-            return port
+        _GIVEN.add(port)
+        return port
     raise RuntimeError("no free port")
 
 
