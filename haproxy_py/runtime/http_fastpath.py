@@ -22,12 +22,14 @@ request under load. A lone event (a light load) is written at once, before its b
 server often answers before the loop polls again, which saves going back to sleep in between.
 
 ```
-FastPath.run                 one task: waits on the private epoll (and the earliest deadline)
- ├─ _client_readable         read, parse; a simple request goes out on an idle server connection
- ├─ _server_readable         response head and body relayed as they come; server conn parked
- ├─ _writable                a client that could not take everything at once
- ├─ _write_batch             the batch's request heads, then its finished responses
- └─ _expire                  deadlines
+FastPath.run                 one task: waits on the private epoll (and the earliest deadline);
+ │                           while trio has nothing else to run, runtime/idle_wait.py waits instead
+ └─ take_events              what is ready, batch after batch:
+     ├─ _client_readable     read, parse; a simple request goes out on an idle server connection
+     ├─ _server_readable     response head and body relayed as they come; server conn parked
+     ├─ _writable            a client that could not take everything at once
+     ├─ _write_batch         the batch's request heads, then its finished responses
+     └─ _expire              deadlines
 ```
 """
 
@@ -44,6 +46,7 @@ import trio
 
 from haproxy_py.core import http1
 from haproxy_py.runtime import http_session as _session
+from haproxy_py.runtime import idle_wait
 from haproxy_py.core.http1 import EndOfMessage, H1Error, RequestHead, ResponseHead, chunk, last_chunk
 from haproxy_py.core.stats import count_server_response
 from haproxy_py.runtime.forward import CHUNK
@@ -123,7 +126,9 @@ class FastPath:
         self._timer: TimerFd | None = None  # ends the wait at the earliest deadline (else a scope does)
         self._timer_at = math.nan  # the deadline the timer is set for
         self._clock: Any = None
-        self._waiting = False  # run() is waiting on the epoll set
+        self.waiting = False  # run() is waiting on the epoll set
+        self._timer_fd = -1
+        self.idle: idle_wait.IdleWait | None = None  # trio's sleeps taken over, while this runs
         self.now = 0.0  # trio's clock, read once per batch of events
         self.wall = 0.0  # and the wall clock (for the rate counters)
         self._buf = bytearray(CHUNK)  # every read lands here: the parsers copy what they keep
@@ -153,11 +158,7 @@ class FastPath:
     async def run(self) -> None:
         """Wait for the parked sockets and the earliest deadline, and act on them."""
         self.running = True
-        poll = self._ep.poll
         epfd = self._ep.fileno()
-        by_fd = self._by_fd
-        timers = self._timers
-        current_time = trio.current_time
         wait_readable = trio.lowlevel.wait_readable
         self._clock = trio.lowlevel.current_clock()
         from trio.testing import MockClock
@@ -169,62 +170,28 @@ class FastPath:
                 pass  # a cancel scope's deadline ends the wait instead
             else:
                 self._ep.register(self._timer.fd, _IN)
+                self._timer_fd = self._timer.fd
+                self.idle = idle_wait.install(self)
         timer = self._timer
-        timer_fd = timer.fd if timer is not None else -1
         try:
             while True:
-                deadline = timers[0][0] if timers else math.inf
-                self._armed = deadline
                 if timer is not None:
-                    if deadline != self._timer_at:
-                        self._wake_at(deadline)
-                    self._waiting = True
+                    self.set_timer()
+                    self.waiting = True
                     await wait_readable(epfd)
-                    self._waiting = False
+                    self.waiting = False
                 else:
-                    with trio.CancelScope(deadline=deadline) as self._scope:
+                    with trio.CancelScope(deadline=self._earliest()) as self._scope:
                         await wait_readable(epfd)
                     self._scope = None
-                for _ in range(_POLL_ROUNDS):
-                    self.now = current_time()
-                    self.wall = time.time()
-                    ready = poll(0, _BATCH)
-                    self._gather = len(ready) > 1
-                    for fd, ev in ready:
-                        entry = by_fd.get(fd)
-                        if entry is None:
-                            if fd == timer_fd:
-                                self._timer_at = math.nan  # expired: set again, which clears it
-                            continue
-                        p, kind = entry
-                        try:
-                            if kind == _SERVER:
-                                self._server_readable(p)
-                            elif kind == _IDLE_SERVER:
-                                _session.discard_idle(p)  # an idle server connection closed or spoke
-                            elif ev & _OUT and p.pending:
-                                self._writable(p)
-                            elif ev & _HUP and p.state != IDLE:
-                                self._close(p)  # the client went away in the middle of a transaction
-                            else:
-                                self._client_readable(p)
-                        except Exception:  # noqa: BLE001 - one connection's bug ends that connection only
-                            if kind == _IDLE_SERVER:
-                                p.close()
-                            else:
-                                self._close(p)
-                    if self._heads or self._done:
-                        self._write_batch()
-                    if timers and timers[0][0] <= self.now:
-                        self._expire()
-                    if not ready:
-                        break
-                    # requests and answers that came in meanwhile: asking costs far less than
-                    # going back to trio to be woken up for them
+                self.take_events()
         finally:
             self.running = False
-            self._waiting = False
-            for p, kind in list(by_fd.values()):
+            self.waiting = False
+            if self.idle is not None:
+                idle_wait.uninstall(self.idle)
+                self.idle = None
+            for p, kind in list(self._by_fd.values()):
                 if kind == _CLIENT:
                     self._close(p)
                 elif kind == _IDLE_SERVER:
@@ -233,6 +200,65 @@ class FastPath:
             if self._timer is not None:
                 self._timer.close()
                 self._timer = None
+
+    @property
+    def epoll_fd(self) -> int:
+        return self._ep.fileno()
+
+    def _earliest(self) -> float:
+        timers = self._timers
+        deadline = self._armed = timers[0][0] if timers else math.inf
+        return deadline
+
+    def set_timer(self) -> None:
+        """Before a wait: the timer set for the earliest deadline."""
+        deadline = self._earliest()
+        if deadline != self._timer_at:
+            self._wake_at(deadline)
+
+    def take_events(self) -> None:
+        """Act on what is ready, batch after batch while there is something (at most a few)."""
+        poll = self._ep.poll
+        by_fd = self._by_fd
+        timers = self._timers
+        current_time = trio.current_time
+        timer_fd = self._timer_fd
+        for _ in range(_POLL_ROUNDS):
+            self.now = current_time()
+            self.wall = time.time()
+            ready = poll(0, _BATCH)
+            self._gather = len(ready) > 1
+            for fd, ev in ready:
+                entry = by_fd.get(fd)
+                if entry is None:
+                    if fd == timer_fd:
+                        self._timer_at = math.nan  # expired: set again, which clears it
+                    continue
+                p, kind = entry
+                try:
+                    if kind == _SERVER:
+                        self._server_readable(p)
+                    elif kind == _IDLE_SERVER:
+                        _session.discard_idle(p)  # an idle server connection closed or spoke
+                    elif ev & _OUT and p.pending:
+                        self._writable(p)
+                    elif ev & _HUP and p.state != IDLE:
+                        self._close(p)  # the client went away in the middle of a transaction
+                    else:
+                        self._client_readable(p)
+                except Exception:  # noqa: BLE001 - one connection's bug ends that connection only
+                    if kind == _IDLE_SERVER:
+                        p.close()
+                    else:
+                        self._close(p)
+            if self._heads or self._done:
+                self._write_batch()
+            if timers and timers[0][0] <= self.now:
+                self._expire()
+            if not ready:
+                break
+            # requests and answers that came in meanwhile: asking costs far less than
+            # going back to sleep to be woken up for them
 
     def _wake_at(self, deadline: float) -> None:
         """End the loop's next (or current) wait at `deadline` at the latest."""
@@ -254,7 +280,7 @@ class FastPath:
         heapq.heappush(self._timers, (when, self._seq, p))
         if when < self._armed:
             self._armed = when
-            if self._waiting or self._scope is not None:
+            if self.waiting or self._scope is not None:
                 self._wake_at(when)  # (a session parking while the loop waits)
 
     def _expire(self) -> None:
