@@ -187,3 +187,40 @@ async def test_the_fast_path_works_with_trios_own_wait_when_not_installed(monkey
             assert fast.served - served == 10
     finally:
         origin.close()
+
+
+async def test_a_failure_while_serving_from_trios_sleep_leaves_the_fast_path_to_its_task(caplog) -> None:
+    # trio logs an instrument's exception and removes it; the request it was serving is still
+    # ready, so the fast path's task serves it, and every later one, with trio's own wait.
+    origin = Origin("s1", respond=lambda req: text_response(req.url))
+    port = free_port()
+    try:
+        async with running(cfg(port, origin.addr)):
+            fast = http_fastpath.current()
+            assert fast is not None and fast.idle is not None
+            s = await trio.to_thread.run_sync(parked_connection, port)
+            take_events = fast.take_events
+            failed = []
+
+            def failing_once() -> None:
+                if not failed and not fast.waiting:
+                    take_events()  # (the task's own call)
+                    return
+                if not failed:
+                    failed.append(True)
+                    raise RuntimeError("injected")
+                take_events()
+
+            fast.take_events = failing_once  # type: ignore[method-assign]
+            loop = LoopTurns()
+            trio.lowlevel.add_instrument(loop)
+            with trio.fail_after(4):
+                got = await trio.to_thread.run_sync(lambda: [get(s, f"/r{i}") for i in range(10)])
+            trio.lowlevel.remove_instrument(loop)
+            s.close()
+            assert failed
+            assert got == [(200, f"/r{i}".encode()) for i in range(10)]
+            assert loop.turns >= 20  # served by the task since: trio's loop turns for each
+    finally:
+        origin.close()
+    assert "injected" in caplog.text

@@ -17,7 +17,8 @@ What makes it safe:
   something of trio's own is ready. Its registration is restored on the way out.
 * Whenever it returns with trio's set not readable (the deadline came, or serving woke a task),
   it wakes trio's own wait up, which trio would otherwise begin with the stale timeout.
-* A failure in here (trio's internals not what this expects) leaves the fast path to its task.
+* An exception in here goes to trio, which logs it and removes the instrument: the fast path's
+  task then serves as it did before this existed.
 
 This reads a few of trio's private attributes (the runner, its epoll set, run queue and deadlines);
 `install` checks each and returns None, leaving the plain task loop, if any is missing.
@@ -69,9 +70,12 @@ class IdleWait(trio.abc.Instrument):
         fast = self._fast
         if timeout <= 0 or not fast.waiting or self._timeout() <= 0:
             return
-        self.sleeps += 1
         trio_ep, fast_fd = self._trio_ep, self._fast_fd
-        trio_ep.modify(fast_fd, select.EPOLLONESHOT)  # off in trio's set (trio's flags: EPOLLIN)
+        try:
+            trio_ep.modify(fast_fd, select.EPOLLONESHOT)  # off in trio's set (trio's flags: EPOLLIN)
+        except OSError:
+            return
+        self.sleeps += 1
         wake_trio = True
         try:
             poll, trio_fd = self._ep.poll, self._trio_fd
@@ -93,10 +97,13 @@ class IdleWait(trio.abc.Instrument):
                 timeout = self._timeout()
                 if timeout <= 0:
                     return  # a task to run (serving woke it), or a deadline now due
-        except Exception:  # noqa: BLE001 - trio disables an instrument that raises; the loop goes on
-            return
+        # An exception goes on to trio, which logs it and removes the instrument: the fast path's
+        # task then serves as it would without it.
         finally:
-            trio_ep.modify(fast_fd, select.EPOLLIN | select.EPOLLONESHOT)
+            try:
+                trio_ep.modify(fast_fd, select.EPOLLIN | select.EPOLLONESHOT)
+            except OSError:
+                pass  # (trio's set has lost it too: its own wait reports the error to the task)
             if wake_trio:
                 self._force_wakeup()
 
@@ -119,5 +126,8 @@ def install(fast: FastPath) -> IdleWait | None:
 
 
 def uninstall(idle: IdleWait) -> None:
-    trio.lowlevel.remove_instrument(idle)
+    try:
+        trio.lowlevel.remove_instrument(idle)
+    except KeyError:
+        pass  # trio removed it already (it raised)
     idle.close()
