@@ -134,15 +134,19 @@ def main() -> None:
                    "n/a: haproxy-py adds nothing measurable over the noise" if added <= 0 else
                    "n/a: HAProxy adds nothing measurable over the noise") + " (target <= 2x)"
         per_round = ", ".join(f"{x['ka_ratio']:.2f}" for x in rounds[n])
+        # the spread shows how far the machine's noise moves the added p99 from round to round
+        added_rounds = " / ".join(f"{x['rate_added_p99']:.2f} vs {h['rate_added_p99']:.2f}"
+                                  for x, h in zip(rounds[n], rounds["haproxy"]))
         print(f"{n}: keep-alive req/s {r['ka_ratio']:.2f}x of HAProxy's (target >= 0.5x; rounds {per_round}); "
               f"close conn/s {ratio(r['close_cps'], ha['close_cps'])}; added p99 at {args.rate:.0f} req/s "
-              f"{added:.2f}ms vs {ha_added:.2f}ms = {verdict}; p99 {ratio(r['rate_p99'], ha['rate_p99'])} of HAProxy's")
+              f"{added:.2f}ms vs {ha_added:.2f}ms = {verdict} (rounds, ms: {added_rounds}); "
+              f"p99 {ratio(r['rate_p99'], ha['rate_p99'])} of HAProxy's")
     errors = {n: r["ka_errors"] + r["close_errors"] + r["rate_errors"] for n, r in med.items()}
     if any(errors.values()):
         print(f"errors: {errors}")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump(med, f, indent=2)
+            json.dump({"medians": med, "rounds": rounds}, f, indent=2)
 
 
 if __name__ == "__main__":
