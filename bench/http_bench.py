@@ -13,7 +13,9 @@ processes). The origin is nginx serving a 100-byte file; the load is wrk on loop
   measured): p50/p99 latency, and the p99 *added* by the proxy (target p99 minus the direct p99 of
   the same round, median over rounds). The targets run side by side and take the load in turns of
   100 ms, so that they share the machine's spells of noise (host steal here comes in spells from
-  milliseconds to minutes, and measured one after the other, targets saw different ones).
+  milliseconds to minutes, and measured one after the other, targets saw different ones). The
+  added p50 is shown too: it is what the proxy's own work costs a request, while the added p99
+  also depends on how many of the machine's stalls fell in each target's turns.
 
 Then haproxy-py's ratios to HAProxy: keep-alive requests/s (target >= 0.5x) and added p99 latency at
 the fixed rate (target <= 2x). CPU time per request of each proxy is shown too: on a small machine
@@ -114,6 +116,7 @@ def main() -> None:
         direct, ha_rps = rounds["direct"][i], rounds["haproxy"][i]["ka_rps"]
         for runs in rounds.values():
             runs[i]["rate_added_p99"] = runs[i]["rate_p99"] - direct["rate_p99"]
+            runs[i]["rate_added_p50"] = runs[i]["rate_p50"] - direct["rate_p50"]
             runs[i]["ka_ratio"] = runs[i]["ka_rps"] / ha_rps if ha_rps else 0.0
     med = {n: {k: statistics.median(r[k] for r in runs) for k in runs[0]} for n, runs in rounds.items()}
     print(f"{os.cpu_count()} CPUs; HAProxy with its defaults; wrk 32 connections; fixed rate {args.rate:.0f} req/s "
@@ -140,7 +143,9 @@ def main() -> None:
         print(f"{n}: keep-alive req/s {r['ka_ratio']:.2f}x of HAProxy's (target >= 0.5x; rounds {per_round}); "
               f"close conn/s {ratio(r['close_cps'], ha['close_cps'])}; added p99 at {args.rate:.0f} req/s "
               f"{added:.2f}ms vs {ha_added:.2f}ms = {verdict} (rounds, ms: {added_rounds}); "
-              f"p99 {ratio(r['rate_p99'], ha['rate_p99'])} of HAProxy's")
+              f"p99 {ratio(r['rate_p99'], ha['rate_p99'])} of HAProxy's; added p50 "
+              f"{1000 * r['rate_added_p50']:.0f}us vs {1000 * ha['rate_added_p50']:.0f}us = "
+              f"{ratio(r['rate_added_p50'], ha['rate_added_p50'])}")
     errors = {n: r["ka_errors"] + r["close_errors"] + r["rate_errors"] for n, r in med.items()}
     if any(errors.values()):
         print(f"errors: {errors}")
